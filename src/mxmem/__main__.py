@@ -1,0 +1,3 @@
+from mxmem.cli import main
+
+raise SystemExit(main())

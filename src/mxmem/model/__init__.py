@@ -1,0 +1,46 @@
+"""The snapshot every tool reads: an immutable object graph of one system at one moment.
+
+Sources (the simulated Magenta kernel, the live Linux host, capture files) produce a
+:class:`Snapshot`; accounting and renderers only ever read one.
+"""
+
+from mxmem.model.kernel import KernelMemory
+from mxmem.model.snapshot import Level, Snapshot, WalkEntry
+from mxmem.model.stats import ZERO_STATS, TaskStats
+from mxmem.model.tasks import Job, Process, ProcessState, Thread, ThreadState
+from mxmem.model.vm import (
+    Aspace,
+    Handle,
+    Mapping,
+    ObjType,
+    Perm,
+    Rights,
+    Vmar,
+    Vmo,
+    perm_string,
+    rights_string,
+)
+
+__all__ = [
+    "ZERO_STATS",
+    "Aspace",
+    "Handle",
+    "Job",
+    "KernelMemory",
+    "Level",
+    "Mapping",
+    "ObjType",
+    "Perm",
+    "Process",
+    "ProcessState",
+    "Rights",
+    "Snapshot",
+    "TaskStats",
+    "Thread",
+    "ThreadState",
+    "Vmar",
+    "Vmo",
+    "WalkEntry",
+    "perm_string",
+    "rights_string",
+]

@@ -1,0 +1,68 @@
+"""Jobs, processes and threads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from mxmem.model.stats import TaskStats
+from mxmem.model.vm import Aspace, Handle
+
+
+class ThreadState(StrEnum):
+    """Thread states, with the short names Magenta's ``ps -T`` prints."""
+
+    NEW = "new"
+    RUNNING = "running"
+    SUSPENDED = "susp"
+    BLOCKED = "blocked"
+    DYING = "dying"
+    DEAD = "dead"
+    EXCEPTION = "excp"  # waiting on an exception port
+
+
+class ProcessState(StrEnum):
+    NEW = "new"
+    RUNNING = "running"
+    DYING = "dying"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Thread:
+    koid: int
+    name: str
+    state: ThreadState
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Process:
+    """A process. Optional parts are ``None`` when the source was not asked for them.
+
+    ``stats`` carries the source's own per-process figures where it has them; ``aspace``
+    and ``handles`` are present at :attr:`Level.FULL` (and ``aspace`` at
+    :attr:`Level.TASKS` for sources without their own figures).
+    """
+
+    koid: int
+    job_koid: int
+    name: str
+    state: ProcessState = ProcessState.RUNNING
+    threads: tuple[Thread, ...] = ()
+    handles: tuple[Handle, ...] | None = None
+    aspace: Aspace | None = None
+    stats: TaskStats | None = None
+    # Set when the source could not read the process (e.g. permission denied): its
+    # sizes are unknown, not zero.
+    unreadable: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    koid: int
+    parent_koid: int | None
+    name: str
+    process_koids: tuple[int, ...] = ()
+    child_koids: tuple[int, ...] = ()
+    # Source-specific figures about the job itself (e.g. a cgroup's memory charge).
+    extra: tuple[tuple[str, int], ...] = ()

@@ -1,0 +1,1 @@
+"""Renderers: turn views into text/JSON/HTML. They never read the OS."""

@@ -1,0 +1,41 @@
+"""Sources: where snapshots come from. Each turns its system into a :class:`Snapshot`.
+
+A source is asked for a :class:`~mxmem.model.Level` (and optionally only some processes),
+so cheap tools stay cheap. Sources never import renderers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Protocol
+
+from mxmem.model import Level, Snapshot
+
+
+class Source(Protocol):
+    """Anything that can produce snapshots."""
+
+    @property
+    def name(self) -> str: ...
+
+    def snapshot(
+        self, level: Level = Level.FULL, processes: Collection[int] | None = None
+    ) -> Snapshot:
+        """A snapshot at ``level``; with ``processes``, only those processes need be
+        complete (the rest may be omitted)."""
+        ...
+
+
+def open_source(spec: str) -> Source:
+    """Open a source from its command-line spelling.
+
+    ``sim`` / ``sim:WORLD`` / ``sim:scale:N`` / ``sim:PATH.toml|json`` — the simulated kernel.
+    """
+    kind, _, arg = spec.partition(":")
+    if kind == "sim":
+        from mxmem.sources.sim import open_sim
+
+        return open_sim(arg or "doc")
+    from mxmem.errors import SourceError
+
+    raise SourceError(f"unknown source {spec!r}")

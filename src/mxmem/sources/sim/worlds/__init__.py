@@ -1,0 +1,51 @@
+"""Built-in worlds of the simulated kernel, world files, and the scale generator.
+
+A world is a function that boots a :class:`Kernel` and drives it with ordinary kernel
+operations; nothing is canned output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mxmem.sources.sim.kernel import Kernel
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    name: str
+    description: str
+    build: Callable[[], Kernel]
+
+
+def _registry() -> dict[str, World]:
+    from mxmem.sources.sim.worlds import doc
+
+    return {w.name: w for w in doc.WORLDS}
+
+
+def worlds() -> list[World]:
+    """The built-in worlds, in the order ``mxmem scenarios`` lists them."""
+    return list(_registry().values())
+
+
+def build(spec: str) -> Kernel:
+    """Build a world from its spec: a built-in name, ``scale:N[:SEED]``, or a file path.
+
+    Raises ``KeyError`` with a one-line message for an unknown spec.
+    """
+    registry = _registry()
+    if spec in registry:
+        return registry[spec].build()
+    if spec.startswith("scale:"):
+        from mxmem.sources.sim.worlds import scale
+
+        return scale.build_spec(spec)
+    path = Path(spec)
+    if path.suffix.lower() in (".toml", ".json") or path.exists():
+        from mxmem.sources.sim.worlds import worldfile
+
+        return worldfile.load(path)
+    raise KeyError(f"unknown world {spec!r}; `mxmem scenarios` lists the built-in worlds")

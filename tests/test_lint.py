@@ -1,0 +1,35 @@
+"""Run the linters as tests so CI fails on lint or type errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run_tool(module: str, *args: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed")
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    output = f"$ {module} {' '.join(args)}\n{proc.stdout}{proc.stderr}"
+    assert proc.returncode == 0, output
+
+
+def test_ruff_check() -> None:
+    _run_tool("ruff", "check", "src", "tests", "bench")
+
+
+def test_mypy() -> None:
+    # No arguments: files, strictness and python_version come from pyproject.toml.
+    _run_tool("mypy")
