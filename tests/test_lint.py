@@ -14,7 +14,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def _run_tool(module: str, *args: str) -> None:
     if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{module} is not installed")
+        # The test extras install both tools; a missing one is a broken setup, not a skip.
+        pytest.fail(f"{module} is not installed: pip install -e '.[test]'")
     proc = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=REPO_ROOT,

@@ -14,18 +14,15 @@ Contract (a faithful port of Magenta ``system/ulib/pretty/sizes.c``):
 
 ``parse_size`` is the (mxmem-specific) inverse for human input such as
 ``"4k"``, ``"1.5G"`` or ``"8 MiB"``; it only accepts sizes that are a whole
-number of bytes.
+number of bytes. It is defined in :mod:`mxmem.sizes` (sources parse sizes too and
+may not import renderers) and re-exported here.
 """
 
 from __future__ import annotations
 
-import re
-from fractions import Fraction
+from mxmem.sizes import UNITS, parse_size
 
 __all__ = ["UNITS", "format_size", "parse_size"]
-
-#: Unit letters in increasing powers of 1024 (sizes.c: ``units[] = "BkMGTPE"``).
-UNITS = "BkMGTPE"
 
 _LAST_UNIT = len(UNITS) - 1  # index of 'E'; sizes.c never goes past it
 
@@ -97,35 +94,3 @@ def format_size(n: int, unit: str = "") -> str:
         value += 1
         tenths -= 10
     return f"{prefix}{value}.{tenths}{letter}"
-
-
-# "<number> [<unit>]" where unit is B, or K/M/G/T/P/E optionally followed by
-# "B" or "iB". Everything is binary (1k = 1024) to match format_size.
-_SIZE_RE = re.compile(
-    r"\s*(?P<num>[0-9]+(?:\.[0-9]+)?)\s*(?:(?P<unit>[kmgtpe])(?:i?b)?|(?P<bytes>b))?\s*",
-    re.IGNORECASE | re.ASCII,
-)
-
-
-def parse_size(text: str) -> int:
-    """Parse a human byte size such as ``"4k"``, ``"1.5G"``, ``"64KiB"``, ``"4096"``.
-
-    Units are binary and case-insensitive: ``k``/``K`` = 1024, ``M`` = 1024**2,
-    ... ``E`` = 1024**6, optionally followed by ``B`` or ``iB``; a bare number or
-    a ``B`` suffix means bytes. Fractions are allowed only if the result is a
-    whole number of bytes (``"0.5k"`` is 512, ``"0.3k"`` is an error): a size
-    is a count of bytes, so we refuse to silently round.
-    """
-    match = _SIZE_RE.fullmatch(text)
-    if match is None:
-        raise ValueError(
-            f"invalid size {text!r}: expected a non-negative number with an optional "
-            f"binary unit, e.g. '4096', '4k', '1.5G', '64KiB' (units: B K M G T P E)"
-        )
-    number = Fraction(match["num"])  # exact: no float rounding of e.g. "1.1G"
-    letter = match["unit"]
-    power = 0 if letter is None else UNITS.lower().index(letter.lower())
-    size = number * (1 << (10 * power))  # shift, not **: int ** int is typed Any
-    if size.denominator != 1:
-        raise ValueError(f"invalid size {text!r}: {size} is not a whole number of bytes")
-    return size.numerator

@@ -294,11 +294,12 @@ class SimAspace:
         if self.is_kernel or size <= 0:
             return 0
         delta = 0
-        for level, shift in enumerate(self.LEVEL_SHIFTS):
-            counts = self.tables[level]
-            for block in range(base >> shift, ((base + size - 1) >> shift) + 1):
-                n = counts.get(block, 0)
-                if (sign > 0 and n == 0) or (sign < 0 and n == 1):
+        last = base + size - 1
+        # A table page is gained where a block's count goes 0 -> 1, released at 1 -> 0.
+        edge = 0 if sign > 0 else 1
+        for counts, shift in zip(self.tables, self.LEVEL_SHIFTS, strict=True):
+            for block in range(base >> shift, (last >> shift) + 1):
+                if counts.get(block, 0) == edge:
                     delta += 1
         return delta
 
@@ -346,7 +347,9 @@ class Kernel:
         self.next_kernel_id = 1 << 48
         self.heap_allocated = 0
         self.heap_pages = 0
-        self.vmos: list[SimVmo] = []  # the global VMO list, in creation order
+        # The global VMO list, in creation order. A dict used as an ordered set: removing
+        # a VMO from a list of a million cost ~20 ms, so killing a process was quadratic.
+        self.vmos: dict[SimVmo, None] = {}
         self.cpus = cpus
 
         self.pmm.alloc(PageState.ALLOC, pages_for(other_bytes))
@@ -361,13 +364,16 @@ class Kernel:
 
     # ----------------------------------------------------------------- bookkeeping
 
-    def _koid(self, koid: int | None) -> int:
-        if koid is None:
-            koid = self.next_koid
-        elif koid < self.next_koid:
+    def _check_koid(self, koid: int | None) -> None:
+        if koid is not None and koid < self.next_koid:
             raise KernelError(
                 "ERR_INVALID_ARGS", f"koid {koid} already passed (next is {self.next_koid})"
             )
+
+    def _koid(self, koid: int | None) -> int:
+        self._check_koid(koid)
+        if koid is None:
+            koid = self.next_koid
         self.next_koid = koid + 1
         return koid
 
@@ -392,15 +398,27 @@ class Kernel:
         self.heap_allocated -= nbytes
         assert self.heap_allocated >= 0
 
-    def _reserve(self, *keys: str, extra_pages: int = 0) -> None:
+    def _reserve(self, *keys: str, extra_pages: int = 0, koid: int | None = None) -> None:
         """Fail now, before changing anything, unless the heap can pay for objects of
-        ``keys`` and ``extra_pages`` more pages fit: operations are all-or-nothing."""
-        self.pmm.check(self._heap_need(sum(HEAP_COST[k] for k in keys)) + extra_pages)
+        ``keys``, ``extra_pages`` more pages fit and an explicit ``koid`` is not stale:
+        operations are all-or-nothing."""
+        self._check_koid(koid)
+        nbytes = 0
+        for key in keys:
+            nbytes += HEAP_COST[key]
+        self.pmm.check(self._heap_need(nbytes) + extra_pages)
 
-    def _charge(self, key: str, extra_pages: int = 0) -> None:
+    def _charge(self, key: str, extra_pages: int = 0, koid: int | None = None) -> None:
         """Allocate heap for one object, checking ``extra_pages`` more will fit too."""
-        self._reserve(key, extra_pages=extra_pages)
-        self._heap_alloc(HEAP_COST[key])
+        # _reserve + _heap_alloc, inlined: this runs for every object a world makes.
+        self._check_koid(koid)
+        cost = HEAP_COST[key]
+        grow = self._heap_need(cost)
+        self.pmm.check(grow + extra_pages)
+        if grow:
+            self._heap_alloc(cost)
+        else:
+            self.heap_allocated += cost
 
     def _check_owner(self, owner: Owner) -> None:
         if isinstance(owner, SimProcess) and owner.state is ProcessState.DEAD:
@@ -456,7 +474,7 @@ class Kernel:
             parent_offset=parent_offset,
             paddr=paddr,
         )
-        self.vmos.append(vmo)
+        self.vmos[vmo] = None
         return vmo
 
     def _hold(self, obj: KObject, owner: Owner, rights: int) -> None:
@@ -468,7 +486,7 @@ class Kernel:
     # ----------------------------------------------------------------- tasks
 
     def job_create(self, parent: SimJob | None, name: str, *, koid: int | None = None) -> SimJob:
-        self._charge("job")
+        self._charge("job", koid=koid)
         job = SimJob(self._koid(koid), parent, name)
         if parent is not None:
             parent.jobs.append(job)
@@ -476,7 +494,7 @@ class Kernel:
 
     def process_create(self, job: SimJob, name: str, *, koid: int | None = None) -> SimProcess:
         """A new process (state NEW) with an empty address space and root VMAR."""
-        self._reserve("process", "aspace", "vmar", extra_pages=1)
+        self._reserve("process", "aspace", "vmar", extra_pages=1, koid=koid)
         for key in ("process", "aspace", "vmar"):
             self._heap_alloc(HEAP_COST[key])
         process = SimProcess(self._koid(koid), job, name)
@@ -524,7 +542,7 @@ class Kernel:
     ) -> SimThread:
         if process.state is ProcessState.DEAD:
             raise KernelError("ERR_BAD_STATE", f"process {process.koid} is dead")
-        self._charge("thread")
+        self._charge("thread", koid=koid)
         thread = SimThread(self._koid(koid), process, name)
         process.threads.append(thread)
         return thread
@@ -547,7 +565,7 @@ class Kernel:
     ) -> KObject:
         """An event, port, socket, timer or fifo held by one handle in ``owner``."""
         self._check_owner(owner)
-        self._reserve("other", "handle")
+        self._reserve("other", "handle", koid=koid)
         self._heap_alloc(HEAP_COST["other"])
         obj = KObject(self._koid(koid))
         obj.type = type
@@ -639,7 +657,7 @@ class Kernel:
         if size < 0:
             raise KernelError("ERR_INVALID_ARGS", "negative size")
         self._check_owner(owner)
-        self._reserve("vmo", "handle")
+        self._reserve("vmo", "handle", koid=None if owner is None else koid)
         self._heap_alloc(HEAP_COST["vmo"])
         vmo = self._new_vmo(size, name, koid=koid, kernel_only=owner is None)
         if owner is None:
@@ -661,7 +679,7 @@ class Kernel:
         if paddr % PAGE_SIZE or size <= 0:
             raise KernelError("ERR_INVALID_ARGS", "physical VMOs need an aligned base")
         self._check_owner(owner)
-        self._reserve("vmo", "handle")
+        self._reserve("vmo", "handle", koid=None if owner is None else koid)
         self._heap_alloc(HEAP_COST["vmo"])
         vmo = self._new_vmo(size, name, koid=koid, paddr=paddr, kernel_only=owner is None)
         if owner is None:
@@ -691,7 +709,7 @@ class Kernel:
         if offset % PAGE_SIZE or offset < 0 or size < 0:
             raise KernelError("ERR_INVALID_ARGS", "clone offset must be page aligned")
         self._check_owner(owner)
-        self._reserve("vmo", "handle")
+        self._reserve("vmo", "handle", koid=None if owner is None else koid)
         self._heap_alloc(HEAP_COST["vmo"])
         clone = self._new_vmo(
             size,
@@ -716,6 +734,8 @@ class Kernel:
             raise KernelError(
                 "ERR_OUT_OF_RANGE", f"[{offset:#x}, +{length:#x}) outside VMO of {vmo.size:#x}"
             )
+        if length == 0:
+            return range(0)  # an unaligned offset alone touches no page
         return range(offset // PAGE_SIZE, pages_for(offset + length))
 
     def vmo_write(self, vmo: SimVmo, offset: int, length: int) -> int:
@@ -780,7 +800,7 @@ class Kernel:
             self.pmm.release(vmo.page_state, vmo.committed_pages)
             vmo.pages = 0
             self._heap_free(HEAP_COST["vmo"])
-            self.vmos.remove(vmo)
+            del self.vmos[vmo]
             parent = vmo.parent
             if parent is None:
                 return
@@ -836,7 +856,7 @@ class Kernel:
     ) -> SimVmar:
         """A sub-region of ``parent`` (at ``addr``, or the lowest free gap)."""
         base = self._place(parent, addr, size)
-        self._charge("vmar")
+        self._charge("vmar", koid=koid)
         vmar = SimVmar(self._koid(koid), parent.aspace, parent, base, size, name)
         self._insert(parent, vmar)
         return vmar
@@ -881,8 +901,9 @@ class Kernel:
         aspace = vmar.aspace
         tables = aspace.table_delta(base, size, +1)
         self._charge("mapping", extra_pages=tables)
-        self.pmm.alloc(PageState.MMU, tables)
-        aspace.mmu_pages += tables
+        if tables:
+            self.pmm.alloc(PageState.MMU, tables)
+            aspace.mmu_pages += tables
         aspace.apply_tables(base, size, +1)
         mapping = SimMapping(vmar, base, size, int(perms), vmo, vmo_offset)
         self._insert(vmar, mapping)
@@ -912,7 +933,13 @@ class Kernel:
             mapping.vmo,
             mapping.vmo_offset + (at - mapping.base),
         )
+        # Each half holds its own reference on the page tables it touches, so a table
+        # both halves use survives unmapping either one. No table page is added or freed.
+        aspace = mapping.aspace
+        aspace.apply_tables(mapping.base, mapping.size, -1)
         mapping.size = at - mapping.base
+        aspace.apply_tables(mapping.base, mapping.size, +1)
+        aspace.apply_tables(upper.base, upper.size, +1)
         self._insert(mapping.vmar, upper)
         return upper
 

@@ -1,0 +1,150 @@
+"""The ``mxmem`` command: ``mxmem [SOURCE OPTIONS] TOOL [TOOL ARGS]``.
+
+Exit codes are decided here and only here: a tool returns its own code (Magenta's tools
+use 0 and 1); an :class:`~mxmem.errors.MxmemError` prints ``mxmem: <message>`` and exits
+with the error's ``exit_code``; a closed output pipe (``mxmem ps | head -1``) exits
+quietly with 141 and Ctrl-C with 130 (128 + the signal number, as a shell reports a
+process killed by SIGPIPE or SIGINT). No path prints a traceback.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from mxmem.cli import ps, scenarios, vmaps, vmos
+from mxmem.cli.common import LazySource, Tool
+from mxmem.errors import MxmemError, UsageError
+from mxmem.render.text import safe_text
+from mxmem.sources import Source
+
+__all__ = ["TOOLS", "main"]
+
+TOOLS: dict[str, Tool] = {t.name: t for t in (ps.TOOL, vmaps.TOOL, vmos.TOOL, scenarios.TOOL)}
+
+# Until the Linux host source exists, the simulated kernel's documentation world is the
+# default source.
+DEFAULT_SOURCE = "sim:doc"
+
+EXIT_USAGE = 2  # a wrong mxmem command line (tools keep Magenta's own codes)
+EXIT_SIGPIPE = 128 + 13
+EXIT_SIGINT = 128 + 2
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in mxmem
+
+
+def _help() -> str:
+    width = max(len(name) for name in TOOLS)
+    tools = "".join(f"  {name:<{width}}  {t.summary}\n" for name, t in TOOLS.items())
+    return f"""\
+Usage: mxmem [SOURCE] TOOL [ARGS...]
+
+Magenta's 2017 memory tools, over a simulated Magenta kernel.
+
+Source (before the tool; the default is --sim):
+  --sim          the simulated kernel's default world ({DEFAULT_SOURCE.partition(":")[2]})
+  --sim=WORLD    a simulated world: a built-in name (see `mxmem scenarios`),
+                 scale:N[:SEED], or a world file FILE.toml / FILE.json
+
+Tools:
+{tools}
+Each tool's own help: `mxmem ps --help`, `mxmem vmaps help`, `mxmem vmos help`.
+Every tool takes --json for machine-readable output.
+
+Options:
+  -h, --help     show this help and exit
+  --version      show mxmem's version and exit
+"""
+
+
+def _dispatch(args: Sequence[str], source: Source | None, out: TextIO, err: TextIO) -> int:
+    spec = DEFAULT_SOURCE
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        arg = args[i]
+        if arg in ("-h", "--help"):
+            out.write(_help())
+            return 0
+        if arg == "--version":
+            from mxmem import __version__
+
+            out.write(f"mxmem {__version__}\n")
+            return 0
+        if arg == "--sim":
+            spec = DEFAULT_SOURCE
+        elif arg.startswith("--sim="):
+            world = arg[len("--sim=") :]
+            if not world:
+                raise UsageError("--sim= needs a world; `mxmem scenarios` lists them", EXIT_USAGE)
+            spec = f"sim:{world}"
+        else:
+            raise UsageError(f"unknown option {arg!r}; see `mxmem --help`", EXIT_USAGE)
+        i += 1
+    if i == len(args):
+        err.write(_help())
+        return EXIT_USAGE
+    tool = TOOLS.get(args[i])
+    if tool is None:
+        raise UsageError(f"unknown tool {args[i]!r}; `mxmem --help` lists the tools", EXIT_USAGE)
+    return tool.run(args[i + 1 :], source or LazySource(spec), out, err)
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's final flush of what is still
+    buffered cannot fail again on the closed pipe (the recipe of Python's signal docs)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError):  # no real fd behind stdout (e.g. captured in tests)
+        pass
+
+
+def main(argv: Sequence[str] | None = None, *, source: Source | None = None) -> int:
+    """Run ``mxmem`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code.
+
+    ``source`` replaces the source the command line names: tests and embedders pass a
+    source over a kernel they built.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    _reconfigure_streams()
+    out, err = sys.stdout, sys.stderr
+    try:
+        code = _dispatch(args, source, out, err)
+        # Flush here, not at interpreter exit, so a closed pipe is handled below.
+        out.flush()
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_SIGPIPE
+    except KeyboardInterrupt:
+        return EXIT_SIGINT
+    except UsageError as e:
+        err.write(f"mxmem: {e}\n")
+        return e.exit_code
+    except MxmemError as e:
+        err.write(f"mxmem: {safe_text(str(e))}\n")
+        return e.exit_code
+    except OSError as e:
+        err.write(f"mxmem: {safe_text(str(e))}\n")
+        return 1
+    except Exception as e:
+        if os.environ.get("MXMEM_DEBUG"):
+            raise
+        err.write(
+            f"mxmem: internal error: {type(e).__name__}: {safe_text(str(e))}"
+            " (set MXMEM_DEBUG=1 for a traceback)\n"
+        )
+        return EXIT_INTERNAL
+
+
+def _reconfigure_streams() -> None:
+    # Names are escaped for terminals, but a locale whose encoding cannot represent a
+    # name's characters must still not crash the tool.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")

@@ -1,0 +1,95 @@
+"""``mxmem ps``: jobs, processes and threads with their memory (spec §2).
+
+Options are hand-parsed in order, as ps.c does: ``--help`` prints the help and stops,
+the first unknown argument is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple, TextIO
+
+from mxmem.accounting.magenta2017 import task_memory
+from mxmem.cli.common import Tool, print_notes, strtoull
+from mxmem.model import Level
+from mxmem.render.jsonout import write_json
+from mxmem.render.ps import ps_json, ps_rows, write_ps
+from mxmem.render.text import safe_text
+from mxmem.sources import Source
+
+# The August 2017 help, with the options later Zircon ps added (-J, --job) and --json.
+HELP = """\
+Usage: ps [options]
+Options:
+ -J             Only show jobs in the output
+ -T             Include threads in the output
+ --job=?        Show the given job and subjobs
+                where ? is the job id.
+ --units=?      Fix all sizes to the named unit
+                where ? is one of [BkMGTPE]
+ --json         Print machine-readable rows (a JSON array)
+"""
+
+
+class PsOptions(NamedTuple):
+    threads: bool = False
+    jobs_only: bool = False
+    job_koid: int | None = None
+    units: str = ""
+    json: bool = False
+
+
+def parse_args(args: Sequence[str], out: TextIO, err: TextIO) -> PsOptions | int:
+    """The options, or the exit code when ps is done (help or a usage error)."""
+    opts = PsOptions()
+    for arg in args:
+        if arg == "--help":
+            out.write(HELP)
+            return 0
+        if arg == "-T":
+            opts = opts._replace(threads=True)
+        elif arg == "-J":
+            opts = opts._replace(jobs_only=True)
+        elif arg == "--json":
+            opts = opts._replace(json=True)
+        elif arg.startswith("--units=") and len(arg) == len("--units=") + 1:
+            # One character, as ps.c takes it; format_size marks an unknown one with "?".
+            opts = opts._replace(units=arg[-1])
+        elif arg.startswith("--job=") and (koid := strtoull(arg[len("--job=") :])) is not None:
+            opts = opts._replace(job_koid=koid)
+        else:
+            err.write(f"Unknown option: {safe_text(arg)}\n{HELP}")
+            return 1
+    return opts
+
+
+def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
+    opts = parse_args(args, out, err)
+    if isinstance(opts, int):
+        return opts
+    snapshot = source.snapshot(Level.TASKS)
+    start = snapshot.root_job_koid if opts.job_koid is None else opts.job_koid
+    if opts.job_koid is not None and opts.job_koid not in snapshot.jobs:
+        err.write(f"ERROR: no job with koid {opts.job_koid}\n")
+        return 1
+    memory = task_memory(snapshot)
+    rows = ps_rows(snapshot, memory, start, threads=opts.threads, jobs_only=opts.jobs_only)
+    if opts.json:
+        write_json(ps_json(rows), out)
+    else:
+        write_ps(rows, out, units=opts.units, threads=opts.threads)
+    print_notes("ps", snapshot.notes, err)
+    unknown = memory.jobs[start].unknown if start is not None and start in memory.jobs else 0
+    if unknown:
+        print_notes(
+            "ps",
+            [
+                f"the sizes of {unknown} process{'es' if unknown != 1 else ''} are unknown"
+                " (shown as ?); job totals leave them out"
+            ],
+            err,
+        )
+    return 0
+
+
+TOOL = Tool("ps", "jobs, processes and threads with their PSS/PRIVATE/SHARED memory", run)
