@@ -3,7 +3,6 @@ helpers every tool shares (terminal-safe text, C number parsing, stable JSON).""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -29,11 +28,6 @@ from mxmem.sources.sim import Kernel, SimSource
 from mxmem.sources.sim.worlds import World
 
 SRC = Path(__file__).resolve().parent.parent / "src"
-HAVE_DOC_WORLD = importlib.util.find_spec("mxmem.sources.sim.worlds.doc") is not None
-needs_doc_world = pytest.mark.skipif(
-    not HAVE_DOC_WORLD,
-    reason="the built-in world `doc` (sources/sim/worlds/doc.py) does not exist yet",
-)
 
 
 def small_kernel(processes: int = 2) -> Kernel:
@@ -135,7 +129,6 @@ def test_help_and_usage_errors_never_open_the_source(
     assert "mxmem:" not in err
 
 
-@needs_doc_world
 def test_unknown_world_is_a_source_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--sim=no-such-world", "ps"]) == SourceError.exit_code
     out, err = capsys.readouterr()
@@ -221,7 +214,6 @@ def test_broken_pipe_in_a_real_process() -> None:
     assert (proc.returncode, proc.stderr) == (141, b"")
 
 
-@needs_doc_world
 def test_broken_pipe_through_head() -> None:
     proc = subprocess.run(
         f"{sys.executable} -m mxmem --sim ps | head -1",
@@ -289,7 +281,6 @@ def test_scenarios_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr() == ("", "Unknown option: -v\n" + SCENARIOS_HELP)
 
 
-@needs_doc_world
 def test_scenarios_lists_the_real_registry(capsys: pytest.CaptureFixture[str]) -> None:
     from mxmem.sources.sim.worlds import worlds
 

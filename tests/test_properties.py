@@ -32,6 +32,7 @@ from mxmem.sources.sim.kernel import (
 from mxmem.sources.sim.source import kernel_snapshot
 from strategies import (
     BOOTS,
+    KOID_DELTAS,
     LENGTHS,
     VMO_SIZES,
     SKIPPED,
@@ -46,9 +47,7 @@ from strategies import (
 )
 
 P = PAGE_SIZE
-PROPERTY = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 worlds = st.builds(World.build, boots, op_lists())
 
 
@@ -162,9 +161,9 @@ def check_structure(world: World) -> None:
         assert v.alive == (id(v) in live)
         if v.alive:
             assert v.refs() > 0
-            assert {id(c) for c in v.children} == {
-                id(c) for c in k.vmos if c.parent is v
-            }, "num_children"
+            assert {id(c) for c in v.children} == {id(c) for c in k.vmos if c.parent is v}, (
+                "num_children"
+            )
             assert len(v.children) == len({id(c) for c in v.children})
             # No committed page past the end, and a physical VMO commits none.
             assert v.pages >> pages_for(v.size) == 0
@@ -435,18 +434,17 @@ def test_same_ops_give_same_koids_and_snapshot(boot: Any, op_list: list[Op]) -> 
 
 
 def test_op_strategy_reaches_every_outcome() -> None:
-    """Guard against a harness that silently skips: a fixed op list must both succeed and
-    fail (including for lack of memory) and skip, so the properties above see all three."""
-    tiny = BOOTS[2]
+    """Guard against a harness that silently skips: a fixed op list must succeed, fail
+    (for lack of memory too) and skip, so the properties above see all three."""
     ops = [
-        Op("vmo_write", (0, 0, 1)),  # no VMO yet: skipped
-        Op("process_create", (0, 1, None)),
-        Op("vmo_create", (2, VMO_SIZES.index(600 * P), None)),  # owned by the process
-        Op("vmo_write", (0, 0, LENGTHS.index(600 * P))),  # on a 128-page machine
-        Op("vmo_write", (0, 0, LENGTHS.index(2 * P))),
-        Op("process_create", (0, 1, -1)),  # a koid already handed out
+        Op("vmo_write", (0, 0, 0, 0)),  # no VMO yet: skipped
+        Op("process_create", (0, 0, 0)),
+        Op("vmo_create", (0, VMO_SIZES.index(600 * P), 0)),  # owned by the process
+        Op("vmo_write", (0, 0, 0, LENGTHS.index(600 * P))),  # on a 128-page machine
+        Op("vmo_write", (0, 0, 0, LENGTHS.index(2 * P))),
+        Op("process_create", (0, 0, KOID_DELTAS.index(-1))),  # a koid already handed out
     ]
-    world = World(tiny)
+    world = World(BOOTS[2])
     assert [world.apply(op) for op in ops] == [
         SKIPPED,
         None,
@@ -455,6 +453,7 @@ def test_op_strategy_reaches_every_outcome() -> None:
         None,
         "ERR_INVALID_ARGS",
     ]
+    assert popcount(world.vmos[0].pages) == 2
 
 
 # --------------------------------------------------------------------------- share_count > 64

@@ -25,17 +25,38 @@ from mxmem.model import (
 )
 
 
-def mapping_stats(mappings: Iterable[VmMapping], vmos: Mapping[int, Vmo]) -> TaskStats:
-    """Sum the 2017 rule over ``mappings``; a VMO missing from ``vmos`` counts as unshared."""
+def share_counts(vmos: Mapping[int, Vmo]) -> dict[int, int]:
+    """The share count of each VMO the rule treats as shared (count above 1), by koid.
+
+    Every mapping of a system looks its VMO up; a small plain dict of the shared ones is
+    much cheaper to probe than the snapshot's read-only view of all VMOs."""
+    return {koid: vmo.share_count for koid, vmo in vmos.items() if vmo.share_count > 1}
+
+
+def mapping_stats(
+    mappings: Iterable[VmMapping],
+    vmos: Mapping[int, Vmo],
+    *,
+    shares: Mapping[int, int] | None = None,
+) -> TaskStats:
+    """Sum the 2017 rule over ``mappings``; a VMO missing from ``vmos`` counts as unshared.
+
+    ``shares`` is :func:`share_counts` of ``vmos``, for callers that sum many processes.
+    """
+    if shares is None:
+        mappings = list(mappings)
+        shares = share_counts(
+            {m.vmo_koid: vmos[m.vmo_koid] for m in mappings if m.vmo_koid in vmos}
+        )
+    share_of = shares.get
     mapped = private = shared = scaled = 0
     for m in mappings:
         mapped += m.size
-        committed = m.committed_bytes
-        vmo = vmos.get(m.vmo_koid)
-        share = vmo.share_count if vmo is not None else 1
-        if share <= 1:
-            private += committed
+        share = share_of(m.vmo_koid)
+        if share is None:
+            private += m.committed_bytes
         else:
+            committed = m.committed_bytes
             shared += committed
             scaled += committed // share
     return TaskStats(
@@ -43,11 +64,14 @@ def mapping_stats(mappings: Iterable[VmMapping], vmos: Mapping[int, Vmo]) -> Tas
     )
 
 
-def process_stats(snapshot: Snapshot, process: Process) -> TaskStats | None:
+def process_stats(
+    snapshot: Snapshot, process: Process, *, shares: Mapping[int, int] | None = None
+) -> TaskStats | None:
     """A process's figures, or ``None`` when they are unknown (unreadable, not collected).
 
     A process that is not running reports zeros (the kernel answers BAD_STATE and ``ps``
-    prints 0). The source's own figures win over derived ones.
+    prints 0). The source's own figures win over derived ones. ``shares`` is
+    :func:`share_counts` of the snapshot's VMOs, for callers that sum many processes.
     """
     if process.unreadable is not None:
         return None
@@ -57,7 +81,7 @@ def process_stats(snapshot: Snapshot, process: Process) -> TaskStats | None:
         return process.stats
     if process.aspace is None:
         return None
-    return mapping_stats(process.aspace.mappings(), snapshot.vmos)
+    return mapping_stats(process.aspace.mappings(), snapshot.vmos, shares=shares)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,22 +108,29 @@ class TaskMemory:
 def task_memory(snapshot: Snapshot) -> TaskMemory:
     """Per-process figures and per-job roll-ups for the whole job tree."""
     processes: dict[int, TaskStats | None] = {}
+    shares = share_counts(snapshot.vmos)
+    # Sum each job's own processes first, then add each job's sums to its ancestors:
+    # the same totals as adding every process to every ancestor, for a tenth of the work.
+    own: dict[int, list[int]] = {}  # job koid -> [pss, private, unknown]
+    for koid, process in snapshot.processes.items():
+        stats = process_stats(snapshot, process, shares=shares)
+        processes[koid] = stats
+        sums = own.get(process.job_koid)
+        if sums is None:
+            sums = own[process.job_koid] = [0, 0, 0]
+        if stats is None:
+            sums[2] += 1
+        else:
+            sums[0] += stats.private_bytes + stats.scaled_shared_bytes
+            sums[1] += stats.private_bytes
     pss: dict[int, int] = dict.fromkeys(snapshot.jobs, 0)
     private: dict[int, int] = dict.fromkeys(snapshot.jobs, 0)
     unknown: dict[int, int] = dict.fromkeys(snapshot.jobs, 0)
-    ancestors: dict[int, list[int]] = {}
-    for koid, process in snapshot.processes.items():
-        stats = process_stats(snapshot, process)
-        processes[koid] = stats
-        chain = ancestors.get(process.job_koid)
-        if chain is None:
-            chain = ancestors[process.job_koid] = snapshot.ancestors(process.job_koid)
-        for job_koid in chain:
-            if stats is None:
-                unknown[job_koid] += 1
-            else:
-                pss[job_koid] += stats.pss_bytes
-                private[job_koid] += stats.private_bytes
+    for job_koid, (job_pss, job_private, job_unknown) in own.items():
+        for ancestor in snapshot.ancestors(job_koid):
+            pss[ancestor] += job_pss
+            private[ancestor] += job_private
+            unknown[ancestor] += job_unknown
     jobs = {
         k: JobTotals(pss_bytes=pss[k], private_bytes=private[k], unknown=unknown[k])
         for k in snapshot.jobs

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from mxmem.cli import ps, scenarios, vmaps, vmos
+from mxmem.cli import kconsole, kstats, memgraph, ps, scenarios, treemap, vmaps, vmos
 from mxmem.cli.common import LazySource, Tool
 from mxmem.errors import MxmemError, UsageError
 from mxmem.render.text import safe_text
@@ -23,7 +23,19 @@ from mxmem.sources import Source
 
 __all__ = ["TOOLS", "main"]
 
-TOOLS: dict[str, Tool] = {t.name: t for t in (ps.TOOL, vmaps.TOOL, vmos.TOOL, scenarios.TOOL)}
+TOOLS: dict[str, Tool] = {
+    t.name: t
+    for t in (
+        ps.TOOL,
+        vmaps.TOOL,
+        vmos.TOOL,
+        memgraph.TOOL,
+        treemap.TOOL,
+        kstats.TOOL,
+        kconsole.TOOL,
+        scenarios.TOOL,
+    )
+}
 
 # Until the Linux host source exists, the simulated kernel's documentation world is the
 # default source.
@@ -47,6 +59,8 @@ Source (before the tool; the default is --sim):
   --sim          the simulated kernel's default world ({DEFAULT_SOURCE.partition(":")[2]})
   --sim=WORLD    a simulated world: a built-in name (see `mxmem scenarios`),
                  scale:N[:SEED], or a world file FILE.toml / FILE.json
+  --host         this Linux system, read from /proc (run as root to see every
+                 process)
 
 Tools:
 {tools}
@@ -79,6 +93,8 @@ def _dispatch(args: Sequence[str], source: Source | None, out: TextIO, err: Text
             if not world:
                 raise UsageError("--sim= needs a world; `mxmem scenarios` lists them", EXIT_USAGE)
             spec = f"sim:{world}"
+        elif arg == "--host":
+            spec = "host"
         else:
             raise UsageError(f"unknown option {arg!r}; see `mxmem --help`", EXIT_USAGE)
         i += 1

@@ -8,7 +8,7 @@ from typing import NamedTuple, TextIO
 
 from mxmem.model import Level, Process, Snapshot
 from mxmem.render.text import safe_text
-from mxmem.sources import Source, open_source
+from mxmem.sources import Advancing, Source, open_source
 
 RunFn = Callable[[Sequence[str], Source, TextIO, TextIO], int]
 
@@ -41,6 +41,14 @@ class LazySource:
         if self._source is None:
             self._source = open_source(self._spec)
         return self._source.snapshot(level, processes)
+
+    def advance(self, seconds: float) -> None:
+        """Forward simulated time to the source, if its time is simulated (a LazySource
+        is always :class:`~mxmem.sources.Advancing`; what it wraps may not be)."""
+        if self._source is None:
+            self._source = open_source(self._spec)
+        if isinstance(self._source, Advancing):
+            self._source.advance(seconds)
 
 
 _C_SPACE = " \t\n\v\f\r"
@@ -117,6 +125,13 @@ def find_process(
         err.write(
             f"ERROR: couldn't find process with koid {koid}: MX_ERR_NOT_FOUND (-25)\n"
             f"Usage: {tool} <process-koid>|help\n"
+        )
+        return 1
+    if process.unreadable is not None:
+        # A live source may be refused a process (another user's, without root).
+        err.write(
+            f"ERROR: process {koid} cannot be read ({safe_text(process.unreadable)}):"
+            " MX_ERR_ACCESS_DENIED (-30)\n"
         )
         return 1
     if process.aspace is None:

@@ -78,17 +78,16 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
         write_json(ps_json(rows), out)
     else:
         write_ps(rows, out, units=opts.units, threads=opts.threads)
-    print_notes("ps", snapshot.notes, err)
-    unknown = memory.jobs[start].unknown if start is not None and start in memory.jobs else 0
-    if unknown:
-        print_notes(
-            "ps",
-            [
-                f"the sizes of {unknown} process{'es' if unknown != 1 else ''} are unknown"
-                " (shown as ?); job totals leave them out"
-            ],
-            err,
+    notes = list(snapshot.notes)
+    totals = memory.jobs.get(start) if start is not None else None
+    if totals is not None and totals.unknown:
+        # The "?" rows say it for each process; the job rows above them cannot.
+        plural = "es" if totals.unknown != 1 else ""
+        notes.append(
+            f"the sizes of {totals.unknown} process{plural} are unknown (shown as ?);"
+            " job totals leave them out"
         )
+    print_notes("ps", notes, err)
     return 0
 
 

@@ -4,6 +4,7 @@ Sources (the simulated Magenta kernel, the live Linux host, capture files) produ
 :class:`Snapshot`; accounting and renderers only ever read one.
 """
 
+from mxmem.model.cpu import CpuStats
 from mxmem.model.kernel import KernelMemory
 from mxmem.model.snapshot import Level, Snapshot, WalkEntry
 from mxmem.model.stats import ZERO_STATS, TaskStats
@@ -24,6 +25,7 @@ from mxmem.model.vm import (
 __all__ = [
     "ZERO_STATS",
     "Aspace",
+    "CpuStats",
     "Handle",
     "Job",
     "KernelMemory",

@@ -9,6 +9,7 @@ from enum import IntEnum
 from types import MappingProxyType
 from typing import NamedTuple
 
+from mxmem.model.cpu import CpuStats
 from mxmem.model.kernel import KernelMemory
 from mxmem.model.tasks import Job, Process, Thread
 from mxmem.model.vm import Aspace, Vmo
@@ -38,6 +39,7 @@ class Snapshot:
 
     Objects refer to each other by koid; the ``jobs``/``processes``/``vmos`` maps are
     read-only views. ``notes`` carries one-line accuracy caveats for the tools to print.
+    ``timestamp`` is when the source took the snapshot (a simulated kernel's own clock).
     """
 
     source: str
@@ -50,6 +52,9 @@ class Snapshot:
     vmos: Mapping[int, Vmo] = field(default_factory=dict)
     kernel_aspace: Aspace | None = None
     notes: tuple[str, ...] = ()
+    # Per-CPU counters, cumulative since boot, in CPU number order; () if the source has
+    # none. Every level carries them (they are as cheap as the kernel memory figures).
+    cpus: tuple[CpuStats, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("jobs", "processes", "vmos"):

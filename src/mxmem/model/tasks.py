@@ -55,6 +55,9 @@ class Process:
     # Set when the source could not read the process (e.g. permission denied): its
     # sizes are unknown, not zero.
     unreadable: str | None = None
+    # A Linux kernel thread: a task without a user address space, listed so that
+    # ``ps -T`` can show it; its memory figures are zero by definition.
+    kernel_thread: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

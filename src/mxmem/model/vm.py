@@ -82,6 +82,18 @@ class ObjType(StrEnum):
     RESOURCE = "resource"
     LOG = "log"
     OTHER = "other"
+    # Linux file descriptors (the host source): what a descriptor refers to. Memory
+    # objects (memfd, tmpfs/shm files, dma-bufs) are VMO; these are everything else.
+    FILE = "file"
+    DIRECTORY = "directory"
+    DEVICE = "device"
+    PIPE = "pipe"
+    EVENTFD = "eventfd"
+    TIMERFD = "timerfd"
+    SIGNALFD = "signalfd"
+    EPOLL = "epoll"
+    INOTIFY = "inotify"
+    PIDFD = "pidfd"
 
 
 class Handle(NamedTuple):
@@ -141,14 +153,19 @@ class Aspace:
     def mappings(self) -> list[Mapping]:
         """All mappings in pre-order (ascending addresses)."""
         out: list[Mapping] = []
-        stack: list[Vmar | Mapping] = [self.root]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, Vmar):
-                stack.extend(reversed(node.children))
-            else:
-                out.append(node)
+        _collect(self.root, out)
         return out
+
+
+def _collect(vmar: Vmar, out: list[Mapping]) -> None:
+    # Recursion over VMARs rather than a stack of every node: ps walks every mapping of
+    # the system, and this is ~45% faster (105k mappings: 42 ms against 76 ms). VMARs
+    # nest a few levels deep, never near the recursion limit.
+    for child in vmar.children:
+        if isinstance(child, Vmar):
+            _collect(child, out)
+        else:
+            out.append(child)
 
 
 class Vmo(NamedTuple):
@@ -158,6 +175,8 @@ class Vmo(NamedTuple):
     (Magenta prints them as koid 0). ``parent_koid`` is 0 unless the VMO is a
     copy-on-write clone. ``share_count`` is the kernel's figure: 1 for a VMO with fewer
     than two mappings, else the number of distinct address spaces mapping it.
+    ``phys_base`` is the first physical address of a ``physical`` VMO (a device range;
+    ``k mx asd`` prints it), 0 otherwise.
     """
 
     koid: int
@@ -170,6 +189,7 @@ class Vmo(NamedTuple):
     share_count: int = 1
     physical: bool = False
     kernel_only: bool = False
+    phys_base: int = 0
 
     @property
     def user_koid(self) -> int:

@@ -21,6 +21,7 @@ from enum import IntEnum
 
 from mxmem.errors import KernelError
 from mxmem.model import ObjType, Perm, ProcessState, Rights, ThreadState
+from mxmem.sources.sim.cpu import Scheduler, shootdown_syscall, syscall
 
 PAGE_SIZE = 4096
 
@@ -30,6 +31,16 @@ USER_ASPACE_BASE = 0x1000000
 USER_ASPACE_SIZE = 0x7FFFFFFFF000 - USER_ASPACE_BASE
 KERNEL_ASPACE_BASE = 0xFFFFFF8000000000
 KERNEL_ASPACE_SIZE = 0x8000000000
+PHYSMAP_SIZE = 0x1000000000  # 64 GiB, as in the doc's `k mx asd kernel`
+KERNEL_IMAGE_BASE = 0xFFFFFFFF80100000  # x86-64 KERNEL_BASE + the 1 MiB load offset
+# The image's segments (size, perms); size 0 takes the rest of the wired memory.
+KERNEL_IMAGE_SEGMENTS = (
+    (0x180000, Perm.READ | Perm.EXECUTE),  # code
+    (0x80000, Perm.READ),  # rodata
+    (0x10000, Perm.READ | Perm.WRITE),  # data
+    (0x100000, Perm.READ | Perm.WRITE),  # bss
+    (0, Perm.READ | Perm.WRITE),  # boot allocations
+)
 
 # What each kernel object costs in kernel heap, in bytes. Magenta allocates dispatchers
 # and VM structures with new/malloc; thread kernel stacks (8 KiB) come from the heap too.
@@ -298,17 +309,20 @@ class SimAspace:
         # A table page is gained where a block's count goes 0 -> 1, released at 1 -> 0.
         edge = 0 if sign > 0 else 1
         for counts, shift in zip(self.tables, self.LEVEL_SHIFTS, strict=True):
-            for block in range(base >> shift, (last >> shift) + 1):
-                if counts.get(block, 0) == edge:
-                    delta += 1
+            first, end = base >> shift, last >> shift
+            if first == end:  # the common case, without building a range
+                delta += counts.get(first, 0) == edge
+                continue
+            for block in range(first, end + 1):
+                delta += counts.get(block, 0) == edge
         return delta
 
     def apply_tables(self, base: int, size: int, sign: int) -> None:
         if self.is_kernel or size <= 0:
             return
-        for level, shift in enumerate(self.LEVEL_SHIFTS):
-            counts = self.tables[level]
-            for block in range(base >> shift, ((base + size - 1) >> shift) + 1):
+        last = base + size - 1
+        for counts, shift in zip(self.tables, self.LEVEL_SHIFTS, strict=True):
+            for block in range(base >> shift, (last >> shift) + 1):
                 n = counts.get(block, 0) + sign
                 if n:
                     counts[block] = n
@@ -351,6 +365,8 @@ class Kernel:
         # a VMO from a list of a million cost ~20 ms, so killing a process was quadratic.
         self.vmos: dict[SimVmo, None] = {}
         self.cpus = cpus
+        # The CPU counters and the clock (sim/cpu.py); before the first operation.
+        self.sched = Scheduler(cpus)
 
         self.pmm.alloc(PageState.ALLOC, pages_for(other_bytes))
         self.kernel_aspace = SimAspace(
@@ -425,7 +441,14 @@ class Kernel:
             raise KernelError("ERR_BAD_STATE", f"process {owner.koid} is dead")
 
     def _boot_kernel_aspace(self, memory_bytes: int, wired_bytes: int) -> None:
-        """The kernel's own regions: physmap, kernel image (wired), heap, a device page."""
+        """The kernel's own regions, where Magenta's x86-64 kernel had them: the physmap
+        at the base (``k mx asd kernel`` in docs/memory.md shows it, 64 GiB, then device
+        mappings from 0xffffff9000000000), the heap after the devices, and the kernel
+        image at KERNEL_BASE + 1 MiB in a region of its own, one mapping per segment.
+
+        These are boot structures, so they cost no heap; the image's pages are the wired
+        figure, the physmap and the HPET are physical and cost nothing.
+        """
         root = self.kernel_aspace.root
         assert root is not None
         physmap = self._new_vmo(0, "physmap", kernel_only=True, paddr=0)
@@ -437,17 +460,34 @@ class Kernel:
         self.heap_vmo = self._new_vmo(0, "kernel heap", kernel_only=True)
         self.heap_vmo.page_state = PageState.HEAP
         hpet = self._new_vmo(PAGE_SIZE, "hpet", kernel_only=True, paddr=0xFED00000)
-        base = KERNEL_ASPACE_BASE
-        layout = [
-            (physmap, 0x1000000000),
-            (hpet, PAGE_SIZE),
-            (image, max(pages_for(wired_bytes), 1) * PAGE_SIZE),
-            (self.heap_vmo, 0x40000000),
-        ]
-        for vmo, span in layout:
+        rw = int(Perm.READ | Perm.WRITE)
+        devices = KERNEL_ASPACE_BASE + PHYSMAP_SIZE
+        for vmo, base, span in (
+            (physmap, KERNEL_ASPACE_BASE, PHYSMAP_SIZE),
+            (hpet, devices, PAGE_SIZE),
+            (self.heap_vmo, devices + PAGE_SIZE, 0x40000000),
+        ):
             vmo.kernel_refs += 1
-            self._insert(root, SimMapping(root, base, span, Perm.READ | Perm.WRITE, vmo, 0))
-            base += span + 0x1000000000 if vmo is physmap else span
+            self._insert(root, SimMapping(root, base, span, rw, vmo, 0))
+        # The image region: code r-x, rodata r--, data and bss rw-, and the rest of the
+        # wired memory (early-boot allocations: the page array, the ramdisk) rw-. A small
+        # wired figure fills the first segments only.
+        span = max(pages_for(wired_bytes), 1) * PAGE_SIZE
+        end = KERNEL_ASPACE_BASE + KERNEL_ASPACE_SIZE
+        region = SimVmar(
+            0, self.kernel_aspace, root, min(KERNEL_IMAGE_BASE, end - span), span, "kernel_image"
+        )
+        self._insert(root, region)
+        image.kernel_refs += 1
+        offset = 0
+        for size, perms in KERNEL_IMAGE_SEGMENTS:
+            size = min(size or span, span - offset)
+            if size <= 0:
+                break
+            self._insert(
+                region, SimMapping(region, region.base + offset, size, int(perms), image, offset)
+            )
+            offset += size
 
     def _new_vmo(
         self,
@@ -485,6 +525,7 @@ class Kernel:
 
     # ----------------------------------------------------------------- tasks
 
+    @syscall
     def job_create(self, parent: SimJob | None, name: str, *, koid: int | None = None) -> SimJob:
         self._charge("job", koid=koid)
         job = SimJob(self._koid(koid), parent, name)
@@ -492,6 +533,7 @@ class Kernel:
             parent.jobs.append(job)
         return job
 
+    @syscall
     def process_create(self, job: SimJob, name: str, *, koid: int | None = None) -> SimProcess:
         """A new process (state NEW) with an empty address space and root VMAR."""
         self._reserve("process", "aspace", "vmar", extra_pages=1, koid=koid)
@@ -510,6 +552,7 @@ class Kernel:
         job.processes.append(process)
         return process
 
+    @syscall
     def process_start(self, process: SimProcess, thread: SimThread | None = None) -> None:
         if process.state is not ProcessState.NEW:
             raise KernelError("ERR_BAD_STATE", f"process {process.koid} already started")
@@ -517,6 +560,7 @@ class Kernel:
         if thread is not None:
             self.thread_start(thread)
 
+    @shootdown_syscall
     def process_kill(self, process: SimProcess) -> None:
         """Kill a process: its threads die, its handles close, its address space goes.
 
@@ -525,6 +569,7 @@ class Kernel:
         if process.state is ProcessState.DEAD:
             return
         for thread in process.threads:
+            self.sched.thread_state(thread.koid, thread.state, ThreadState.DEAD)
             thread.state = ThreadState.DEAD
         for value in list(process.handles):
             self.handle_close(process, value)
@@ -537,6 +582,7 @@ class Kernel:
             process.aspace = None
         process.state = ProcessState.DEAD
 
+    @syscall
     def thread_create(
         self, process: SimProcess, name: str, *, koid: int | None = None
     ) -> SimThread:
@@ -547,19 +593,24 @@ class Kernel:
         process.threads.append(thread)
         return thread
 
+    @syscall
     def thread_start(self, thread: SimThread) -> None:
         if thread.state is not ThreadState.NEW:
             raise KernelError("ERR_BAD_STATE", f"thread {thread.koid} already started")
+        self.sched.thread_state(thread.koid, thread.state, ThreadState.RUNNING)
         thread.state = ThreadState.RUNNING
 
+    @syscall
     def thread_set_state(self, thread: SimThread, state: ThreadState) -> None:
         """Move a thread to a state (blocked in a wait, suspended, in an exception...)."""
         if thread.state in (ThreadState.DEAD, ThreadState.NEW) and state is not ThreadState.DEAD:
             raise KernelError("ERR_BAD_STATE", f"thread {thread.koid} is {thread.state.name}")
+        self.sched.thread_state(thread.koid, thread.state, state)
         thread.state = state
 
     # ----------------------------------------------------------------- other objects
 
+    @syscall
     def object_create(
         self, owner: SimProcess, type: ObjType, *, koid: int | None = None
     ) -> KObject:
@@ -572,6 +623,7 @@ class Kernel:
         self.handle_grant(owner, obj, Rights.DUPLICATE | Rights.TRANSFER | Rights.READ)
         return obj
 
+    @syscall
     def channel_create(self, a: SimProcess, b: SimProcess | None = None) -> tuple[KObject, KObject]:
         """A channel: one endpoint in ``a``, the other in ``b`` (default ``a``)."""
         self._check_owner(b)
@@ -580,6 +632,7 @@ class Kernel:
 
     # ----------------------------------------------------------------- handles
 
+    @syscall
     def handle_grant(self, process: SimProcess, obj: KObject, rights: int) -> int:
         """Put a handle to ``obj`` in ``process``'s table (as receiving one would)."""
         if process.state is ProcessState.DEAD:
@@ -608,6 +661,7 @@ class Kernel:
                 return value
         raise KernelError("ERR_NOT_FOUND", f"process {process.koid} has no handle to {obj.koid}")
 
+    @syscall
     def handle_duplicate(self, process: SimProcess, value: int, rights: int | None = None) -> int:
         """Duplicate a handle, optionally with fewer rights (needs DUPLICATE)."""
         handle = self._handle(process, value)
@@ -618,6 +672,7 @@ class Kernel:
             raise KernelError("ERR_INVALID_ARGS", "a duplicate cannot gain rights")
         return self.handle_grant(process, handle.obj, new_rights)
 
+    @syscall
     def handle_transfer(self, src: SimProcess, value: int, dst: SimProcess) -> int:
         """Move a handle to another process (as writing it to a channel does)."""
         handle = self._handle(src, value)
@@ -629,6 +684,7 @@ class Kernel:
         self.handle_close(src, value)
         return new
 
+    @syscall
     def handle_close(self, process: SimProcess, value: int) -> None:
         handle = self._handle(process, value)
         del process.handles[value]
@@ -643,6 +699,7 @@ class Kernel:
 
     # ----------------------------------------------------------------- VMOs
 
+    @syscall
     def vmo_create(
         self,
         size: int,
@@ -665,6 +722,7 @@ class Kernel:
         self._hold(vmo, owner, rights)
         return vmo
 
+    @syscall
     def vmo_create_physical(
         self,
         paddr: int,
@@ -687,6 +745,7 @@ class Kernel:
         self._hold(vmo, owner, rights)
         return vmo
 
+    @syscall
     def vmo_clone(
         self,
         vmo: SimVmo,
@@ -738,6 +797,7 @@ class Kernel:
             return range(0)  # an unaligned offset alone touches no page
         return range(offset // PAGE_SIZE, pages_for(offset + length))
 
+    @syscall
     def vmo_write(self, vmo: SimVmo, offset: int, length: int) -> int:
         """Write ``length`` bytes at ``offset``: every touched page not yet in the VMO's
         own list is committed (for a clone, copied from its parent). Returns new pages."""
@@ -752,11 +812,13 @@ class Kernel:
         count = new.bit_count()
         if count:
             self.pmm.alloc(vmo.page_state, count)
+            self.sched.page_faults(count)
             vmo.pages |= new
         return count
 
     vmo_commit = vmo_write
 
+    @syscall
     def vmo_decommit(self, vmo: SimVmo, offset: int, length: int) -> int:
         """Free the VMO's own pages in the range (a clone then sees its parent again)."""
         self._check_alive(vmo)
@@ -769,6 +831,7 @@ class Kernel:
         self.pmm.release(vmo.page_state, gone)
         return gone
 
+    @syscall
     def vmo_set_size(self, vmo: SimVmo, size: int) -> None:
         """Resize; shrinking frees the pages past the new end."""
         self._check_alive(vmo)
@@ -782,10 +845,12 @@ class Kernel:
         self.pmm.release(vmo.page_state, gone)
         vmo.size = size
 
+    @syscall
     def vmo_set_name(self, vmo: SimVmo, name: str) -> None:
         self._check_alive(vmo)
         vmo.name = name
 
+    @syscall
     def kernel_release(self, vmo: SimVmo) -> None:
         """Drop a reference the kernel held (``owner=KERNEL`` at creation)."""
         if vmo.kernel_refs <= 0:
@@ -845,6 +910,7 @@ class Kernel:
             return cursor
         raise KernelError("ERR_NO_MEMORY", "no room in the VMAR")
 
+    @syscall
     def vmar_allocate(
         self,
         parent: SimVmar,
@@ -861,6 +927,7 @@ class Kernel:
         self._insert(parent, vmar)
         return vmar
 
+    @shootdown_syscall
     def vmar_destroy(self, vmar: SimVmar) -> None:
         """Unmap everything in the region and remove it."""
         if vmar.parent is None:
@@ -881,6 +948,7 @@ class Kernel:
         vmar.alive = False
         self._heap_free(HEAP_COST["vmar"])
 
+    @syscall
     def vmar_map(
         self,
         vmar: SimVmar,
@@ -966,16 +1034,37 @@ class Kernel:
             out.append(child)
         return out
 
+    @shootdown_syscall
     def vmar_unmap(self, vmar: SimVmar, addr: int, size: int) -> None:
         """Unmap a range (whole or partial mappings) of ``vmar``."""
         for mapping in self._mappings_in(vmar, addr, size):
             self._remove(vmar, mapping)
             self._drop_mapping(mapping)
 
+    @shootdown_syscall
     def vmar_protect(self, vmar: SimVmar, addr: int, size: int, perms: int) -> None:
         """Change the permissions of a range (whole or partial mappings) of ``vmar``."""
         for mapping in self._mappings_in(vmar, addr, size):
             mapping.perms = int(perms)
+
+    # ----------------------------------------------------------------- time
+
+    @property
+    def clock_ns(self) -> int:
+        """Nanoseconds since boot; only :meth:`run` moves it (operations take no time)."""
+        return self.sched.clock_ns
+
+    def run(self, seconds: float) -> None:
+        """Let ``seconds`` pass with the threads as they are (scheduler model: sim/cpu.py)."""
+        self.sched.run(
+            seconds,
+            (
+                t.state
+                for p in self.walk_processes()
+                if p.state is not ProcessState.DEAD
+                for t in p.threads
+            ),
+        )
 
     # ----------------------------------------------------------------- figures
 

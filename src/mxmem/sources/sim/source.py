@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from mxmem.errors import SourceError
 from mxmem.model import (
@@ -30,7 +30,9 @@ from mxmem.sources.sim.kernel import (
     SimVmo,
 )
 
-# Snapshots of a simulated kernel carry a fixed time so outputs are reproducible.
+# A simulated kernel booted at this time (the doc's kstats sample): a snapshot is taken at
+# SIM_EPOCH + the kernel's clock, so outputs are reproducible and time moves only when the
+# kernel runs.
 SIM_EPOCH = datetime(2017, 6, 7, 5, 51, 8, 21000, tzinfo=UTC)
 
 
@@ -50,6 +52,10 @@ class SimSource:
     ) -> Snapshot:
         return kernel_snapshot(self.kernel, level, processes, source=self._name)
 
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of simulated time pass (see :class:`mxmem.sources.Advancing`)."""
+        self.kernel.run(seconds)
+
 
 def kernel_memory(kernel: Kernel) -> KernelMemory:
     return KernelMemory(**kernel.kmem())
@@ -67,6 +73,7 @@ def _vmo(vmo: SimVmo) -> Vmo:
         share_count=vmo.share_count(),
         physical=vmo.physical,
         kernel_only=vmo.kernel_only,
+        phys_base=vmo.paddr or 0,
     )
 
 
@@ -174,7 +181,7 @@ def kernel_snapshot(
     return Snapshot(
         source=source,
         level=level,
-        timestamp=SIM_EPOCH,
+        timestamp=SIM_EPOCH + timedelta(microseconds=kernel.clock_ns // 1000),
         kernel=kernel_memory(kernel),
         root_job_koid=kernel.root_job.koid if level >= Level.TASKS else None,
         jobs=jobs,
@@ -182,6 +189,7 @@ def kernel_snapshot(
         vmos=vmos,
         kernel_aspace=kernel_aspace,
         notes=(),
+        cpus=kernel.sched.stats(),
     )
 
 

@@ -47,7 +47,7 @@ from mxmem.sources.sim.kernel import (
     pages_for,
 )
 
-__all__ = ["MAX_PROCESSES", "build", "build_spec"]
+__all__ = ["MAX_PROCESSES", "Builder", "Counter", "Generator", "build", "build_spec", "memory_for"]
 
 # A typo like scale:100000000 would otherwise run for hours; 1M processes is ~10M mappings.
 MAX_PROCESSES = 1_000_000
@@ -193,6 +193,10 @@ _FAMILIES: tuple[tuple[str, tuple[tuple[str, str], ...], tuple[str, ...], int], 
     ),
 )
 _DEVMGR = ("bin/devmgr", "/boot/bin/devmgr")
+# A running process's initial thread has not exited (the process would have).
+_MAIN_THREAD_STATES = (
+    (ThreadState.BLOCKED,) * 80 + (ThreadState.RUNNING,) * 15 + (ThreadState.SUSPENDED,) * 5
+)
 # How many threads a process has beside the initial one (a uniform pick from this).
 _EXTRA_THREADS = (0,) * 14 + (1, 1, 2, 4)
 # Most threads wait; a few run, are suspended, sit in an exception or have exited. One
@@ -471,7 +475,6 @@ class Generator:
         self.catalogue = Catalogue(self.rng)
         self.counters: dict[str, int] = {}
         self.paddr = 0xC0000000  # device MMIO ranges handed to drivers
-        self.mappings = 0
 
     def between(self, lo: int, hi: int) -> int:
         """A random integer in ``[lo, hi]``."""
@@ -544,7 +547,7 @@ class Generator:
         for is_dead in dead:
             pattern, binary = self.pick(programs)
             name = pattern.format(i=self._number(pattern), d=self.between(0, 0xFFFF))
-            # Most processes link only libc; the others one to three more libraries.
+            # Most processes link only libc; the others one or two more libraries.
             count = self.pick((0, 0, 0, 0, 0, 0, 0, 1, 2, 2))
             extra = tuple(self.rng.sample(libs, count)) if count else ()
             proc = _Proc(s.process(job, name))
@@ -562,7 +565,6 @@ class Generator:
                 s.share(owner.ref, vmo, peer.ref, SHM_RIGHTS)
                 perms = RW if rand() < 0.5 else R
                 s.map(peer.ref, vmo, 0, size, perms, peer.place(rand, size))
-            self.mappings += 1 + len(peers)
         for proc, is_dead in zip(procs, dead, strict=True):
             if is_dead:
                 s.kill(proc.ref)
@@ -570,7 +572,7 @@ class Generator:
     def populate(self, proc: _Proc, binary: Elf, extra: tuple[str, ...], *, dead: bool) -> None:
         """Threads, the vDSO, the binary and its libraries, stacks, heap and extras."""
         s, rand, p = self.sink, self.rand, proc.ref
-        s.thread(p, "initial-thread", self.pick(_THREAD_STATES))
+        s.thread(p, "initial-thread", self.pick(_MAIN_THREAD_STATES))
         s.start(p)
         # The vDSO: .rodata then .text, one region; the process keeps its handle.
         addr = proc.place(rand, VDSO_SIZE)
@@ -578,7 +580,6 @@ class Generator:
         s.map(vmar, self.vdso, 0, VDSO_SIZE - PAGE_SIZE, R, addr)
         s.map(vmar, self.vdso, VDSO_SIZE - PAGE_SIZE, PAGE_SIZE, RX, addr + VDSO_SIZE - PAGE_SIZE)
         s.grant(p, self.vdso, VDSO_RIGHTS)
-        self.mappings += 2
         for elf in (binary, self.catalogue.libc, *(self.catalogue.files[n] for n in extra)):
             self.load(proc, elf)
         # The initial thread's stack is mapped straight into the root VMAR.
@@ -602,7 +603,6 @@ class Generator:
             at += run + self.between(1, 64)
         s.map(p, heap, 0, heap_size, RW, proc.place(rand, heap_size))
         s.close(p, heap)
-        self.mappings += 2
         # Other threads, each with a stack region: a guard page, then the mapping.
         for _ in range(self.pick(_EXTRA_THREADS)):
             s.thread(p, f"thread-{self._number('thread')}", self.pick(_THREAD_STATES))
@@ -613,7 +613,6 @@ class Generator:
             s.write(tstack, STACK_SIZE - touched, touched)
             s.map(region, tstack, 0, STACK_SIZE, RW, addr + PAGE_SIZE)
             s.close(p, tstack)
-            self.mappings += 1
         self.extras(proc)
         if not dead and rand() < 0.3:
             s.channel(p, p)
@@ -628,7 +627,6 @@ class Generator:
             s.write(anon, 0, PAGE_SIZE * self.between(1, size // PAGE_SIZE // 2))
             s.map(p, anon, 0, size, RW, proc.place(rand, size))
             s.close(p, anon)
-            self.mappings += 1
         elif roll < 0.22:
             # A VMO held only by a handle, never mapped: in vmos, not in ps or vmaps.
             size = self.pick((4, 16, 64, 256)) * KB
@@ -643,14 +641,12 @@ class Generator:
             s.map(p, ring, 0, size, RW, proc.place(rand, size))
             s.map(p, ring, 0, size, R, proc.place(rand, size))
             s.close(p, ring)
-            self.mappings += 2
         elif roll < 0.30:
             # Device registers (drivers): a physical VMO, which uses no RAM.
             size = self.pick((4, 16, 64, 1024)) * KB
             self.paddr += 16 * MB
             mmio = s.physical(p, self.paddr, size, "pci-bar")
             s.map(p, mmio, 0, size, RW, proc.place(rand, size))
-            self.mappings += 1
 
     def load(self, proc: _Proc, elf: Elf) -> None:
         """Map an ELF file the way the 2017 loader did (see the module docstring)."""
@@ -669,11 +665,9 @@ class Generator:
             s.write(data, 0, elf.rodata)
             s.map(region, data, 0, elf.rodata, R, addr)
             addr += elf.rodata
-            self.mappings += 1
         s.write(data, elf.rodata, PAGE_SIZE * self.between(1, elf.data // PAGE_SIZE))
         s.map(region, data, elf.rodata, elf.data, RW, addr)
         s.close(p, data)
-        self.mappings += 2
         if not elf.shared:
             s.close(p, text)
         if elf.bss:
@@ -681,7 +675,6 @@ class Generator:
             s.write(bss, 0, PAGE_SIZE * self.between(1, elf.bss // PAGE_SIZE))
             s.map(region, bss, 0, elf.bss, RW, addr + elf.data)
             s.close(p, bss)
-            self.mappings += 1
 
 
 # --------------------------------------------------------------------------- entry points

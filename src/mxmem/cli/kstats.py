@@ -1,0 +1,170 @@
+"""``mxmem kstats``: kernel memory figures and per-CPU activity, every DELAY seconds
+(spec §8; the seed document's ``kstats -m`` sample).
+
+Options are getopt's ``"cd:n:hmt"`` as in kstats.c (so ``-mt``, ``-d 0.5`` and ``-d0.5``
+all work), plus ``--help``. Reports repeat every ``-d`` seconds until ``-n`` of them are
+printed or Ctrl-C, which ends kstats normally (exit 0).
+
+Time: kstats sleeps the delay between samples and then, when the source's time is
+simulated (:class:`~mxmem.sources.Advancing`), advances it by the same delay, so a
+simulated kernel's clock, timestamps and counters move exactly ``delay`` per report.
+A ``-c`` report shows what happened during the interval that ends with it, so the first
+one comes after one interval; ``-m`` alone prints its first report at once.
+"""
+
+from __future__ import annotations
+
+import getopt
+import io
+import re
+import time
+from collections.abc import Sequence
+from typing import NamedTuple, TextIO
+
+from mxmem.cli.common import Tool, print_notes
+from mxmem.errors import MxmemError
+from mxmem.model import Level, Snapshot
+from mxmem.render.kstats import cpu_rows, timestamp_line, write_cpu, write_kmem
+from mxmem.render.text import safe_text
+from mxmem.sources import Advancing, Source
+
+# kstats.c's help, then a glossary of the -c columns.
+HELP = """\
+Usage: kstats [options]
+Options:
+ -c              Print system CPU stats
+ -m              Print system memory stats
+ -d <delay>      Delay in seconds (default 1 second)
+ -n <times>      Run this many times and then exit
+ -t              Print timestamp for each report
+
+CPU stats columns (counts are for the last interval):
+  cpu:    the CPU number
+  load:   percentage of the interval the CPU was busy
+  sched (cs ylds pmpts irq_pmpts): scheduler events
+    cs:        context switches
+    ylds:      explicit thread yields
+    pmpts:     thread preemptions (the time slice ran out)
+    irq_pmpts: thread preemptions on return from an interrupt
+  excep:  exceptions other than page faults (bad access, undefined instruction)
+  pagef:  page faults
+  sysc:   system calls
+  ints (hw  tmr tmr_cb): interrupts
+    hw:     hardware (device) interrupts
+    tmr:    timer interrupts
+    tmr_cb: kernel timer callbacks
+  ipi (rs  gen): inter-processor interrupts received
+    rs:     reschedule IPIs
+    gen:    generic IPIs (TLB shootdowns and other cross-CPU calls)
+"""
+
+MAX_DELAY = 86400.0  # a day; more is a typo (and overflows time.sleep eventually)
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+
+
+class KstatsOptions(NamedTuple):
+    cpu: bool = False
+    memory: bool = False
+    delay: float = 1.0
+    times: int = 0  # 0: until Ctrl-C
+    timestamps: bool = False
+
+
+def parse_args(args: Sequence[str], out: TextIO, err: TextIO) -> KstatsOptions | int:
+    """The options, or the exit code when kstats is done (help or a usage error)."""
+    try:
+        pairs, rest = getopt.getopt(list(args), "cd:n:hmt", ["help"])
+    except getopt.GetoptError as e:
+        err.write(f"kstats: {safe_text(e.msg)}\n{HELP}")
+        return 1
+    if rest:
+        err.write(f"kstats: unexpected argument '{safe_text(rest[0])}'\n{HELP}")
+        return 1
+    opts = KstatsOptions()
+    for flag, value in pairs:
+        if flag in ("-h", "--help"):
+            out.write(HELP)
+            return 0
+        if flag == "-c":
+            opts = opts._replace(cpu=True)
+        elif flag == "-m":
+            opts = opts._replace(memory=True)
+        elif flag == "-t":
+            opts = opts._replace(timestamps=True)
+        elif flag == "-d":
+            delay = float(value) if _DECIMAL.fullmatch(value) else 0.0
+            if not 0 < delay <= MAX_DELAY:
+                err.write(
+                    f"kstats: bad delay '{safe_text(value)}': expected seconds,"
+                    f" more than 0 and at most {MAX_DELAY:.0f}\n"
+                )
+                return 1
+            opts = opts._replace(delay=delay)
+        elif flag == "-n":
+            times = int(value) if value.isascii() and value.isdigit() else 0
+            if times < 1:
+                err.write(f"kstats: bad count '{safe_text(value)}': expected a whole number >= 1\n")
+                return 1
+            opts = opts._replace(times=times)
+    if not (opts.cpu or opts.memory):
+        err.write(f"No statistics selected\n{HELP}")
+        return 1
+    return opts
+
+
+def _sample(source: Source, opts: KstatsOptions) -> Snapshot:
+    snapshot = source.snapshot(Level.KMEM)
+    if opts.memory and snapshot.kernel is None:
+        raise MxmemError(f"kstats: {source.name} has no kernel memory figures")
+    if opts.cpu and not snapshot.cpus:
+        raise MxmemError(f"kstats: {source.name} has no per-CPU counters")
+    return snapshot
+
+
+def _reports(opts: KstatsOptions, source: Source, out: TextIO, err: TextIO) -> None:
+    previous = _sample(source, opts) if opts.cpu else None
+    # Deadlines, as kstats.c's mx_deadline_after: the time spent sampling and printing
+    # does not stretch the period.
+    deadline = time.monotonic()
+    count = 0
+    while True:
+        if opts.cpu or count:
+            deadline += opts.delay
+            time.sleep(max(deadline - time.monotonic(), 0.0))
+            if isinstance(source, Advancing):
+                source.advance(opts.delay)
+        snapshot = _sample(source, opts)
+        # A report is made whole, then written at once, so Ctrl-C never leaves half of
+        # one; and flushed, so it shows as it is made, also through a pipe.
+        report = io.StringIO()
+        if opts.timestamps:
+            report.write(timestamp_line(snapshot.timestamp))
+        if opts.cpu:
+            assert previous is not None
+            write_cpu(cpu_rows(previous.cpus, snapshot.cpus), report)
+        if opts.memory:
+            assert snapshot.kernel is not None
+            write_kmem(snapshot.kernel, report)
+        out.write(report.getvalue())
+        out.flush()
+        if count == 0:
+            print_notes("kstats", snapshot.notes, err)
+        previous = snapshot
+        count += 1
+        if count == opts.times:
+            return
+
+
+def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
+    opts = parse_args(args, out, err)
+    if isinstance(opts, int):
+        return opts
+    try:
+        _reports(opts, source, out, err)
+    except KeyboardInterrupt:
+        # kstats.c stopped on Ctrl-C and exited normally: the reports are the output.
+        return 0
+    return 0
+
+
+TOOL = Tool("kstats", "kernel memory and per-CPU statistics, every few seconds", run)

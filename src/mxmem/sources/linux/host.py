@@ -1,0 +1,935 @@
+"""The live Linux host as a source: ``/proc`` and the cgroup tree as a Magenta snapshot.
+
+How Linux maps onto the model (the README copies this table):
+
+==================  =====================================================================
+model               Linux
+==================  =====================================================================
+job                 a cgroup of the memory controller (v2 if it carries ``memory``, else
+                    the v1 ``memory`` hierarchy; hybrid layouts are handled); koid = the
+                    cgroup directory's inode, name = the directory name, the hierarchy
+                    root is ``root``. ``Job.extra`` = the cgroup's own charge
+                    (``memory.current`` v2, ``memory.usage_in_bytes`` v1: one small read
+                    per cgroup). Without a readable hierarchy: the process tree (job P
+                    holds P's children, root job koid 0). See :mod:`.cgroups`.
+process             ``/proc/PID``: koid = pid, name = ``comm`` (stat field 2, what
+                    ``ps -o comm`` shows), placed in the job of its cgroup (the v2 ``0::``
+                    line or the v1 ``memory`` line of ``/proc/PID/cgroup``). A zombie is
+                    ``DEAD`` (figures 0).
+kernel thread       a process with ``kernel_thread=True`` (PF_KTHREAD in stat field 9),
+                    one thread, ``stats`` = zeros: it has no user address space, so its
+                    PSS/PRIVATE/SHARED are 0 by definition, not unknown.
+thread              ``/proc/PID/task/TID``: koid = tid (the main thread's tid is the pid),
+                    state from the stat letter: R running; S, D, I (and P, W, K) blocked;
+                    T, t susp; Z, X dead.
+process figures     ``smaps_rollup`` only (one page-table walk, one truncation: within
+                    1 KiB of exact, while summing per-VMA ``smaps`` loses up to 24 KiB):
+                    mapped = VmSize (stat ``vsize``, as Magenta summed mapping sizes);
+                    private = Private_Clean + Private_Dirty + Private_Hugetlb;
+                    shared = Shared_Clean + Shared_Dirty + Shared_Hugetlb;
+                    scaled_shared = Pss - Private_Clean - Private_Dirty, so PSS = the
+                    kernel's Pss (+ Private_Hugetlb, which Pss leaves out);
+                    swap_pss = SwapPss (never ``Swap``, which counts a shared swap entry
+                    once per sharer).
+shared mm           processes sharing one address space (CLONE_VM without CLONE_THREAD)
+                    are counted once: candidates have identical ``smaps_rollup`` text,
+                    ``kcmp(KCMP_VM)`` confirms; all but the lowest pid get zero figures
+                    and a snapshot note names them.
+unreadable          EACCES: ``Process.unreadable = "permission denied"``, sizes unknown
+                    (``?``), and one note counts them. A process that exits during the
+                    scan (ENOENT/ESRCH) is left out silently.
+address space       (Level.FULL, only the requested processes) the VMAs of
+                    ``/proc/PID/smaps``. Aspace ``proc:PID`` = the user range (x86-64:
+                    0 .. 0x7ffffffff000, wider if a VMA lies above it); ``[vsyscall]``,
+                    in the kernel half, is left out. Consecutive VMAs of one loaded object
+                    (same file, first segment at offset 0 and ``r--``/``r-x``, gaps of at
+                    most 2 MiB, offsets increasing) form a VMAR named after the file.
+mapping             one VMA: base, size, perms, vmo_koid, vmo_offset (file offset; 0 for
+                    anonymous memory), committed = Rss (+ hugetlb pages, which Rss leaves
+                    out), name = the path or ``[heap]``/``[stack]``/``[anon:NAME]``/
+                    ``[vdso]``/... (``""`` for plain anonymous memory), stats = the VMA's
+                    own Pss/private/shared/SwapPss as for a process.
+VMO                 the object behind a mapping or a descriptor, by identity, never by
+                    name: a file, device, memfd, tmpfs/shm file or dma-buf by
+                    (dev, inode); a SysV segment by (dev, shmid); an anonymous region by
+                    (pid, start address), one per VMA (no COW clone chains);
+                    ``[vdso]``/``[vvar]`` as one kernel-only VMO (koid shown as 0).
+                    size = st_size (regular files, shmem), the segment size (SysV), the
+                    dma-buf size, or the mapped extent (anonymous, devices);
+                    committed = resident pages of the whole object from ``cachestat(2)``
+                    (page cache; for shmem excluding swapped pages), else st_blocks * 512
+                    for shmem, else Σ Rss of its mappings in this snapshot; SysV: the
+                    ``rss`` of ``/proc/sysvipc/shm``; anonymous: the VMA's Rss.
+                    share_count = distinct processes mapping it (1 below two mappings, as
+                    Magenta), counted over every readable process; num_mappings likewise.
+                    ``physical`` for VM_PFNMAP/VM_IO mappings (``pf``/``io`` VmFlags).
+VMO koid            a 52-bit hash of the identity key (exact in JSON consumers that use
+                    doubles), so it is unique in a snapshot (a collision takes the next
+                    free number) and stable across snapshots of the same system.
+handle              a file descriptor (Level.FULL): memfd, files on tmpfs/shm and dma-bufs
+                    are VMO handles (the koid of their VMO, so one held but never mapped is
+                    a handle-only row of ``vmos``); the others are FILE, DIRECTORY, DEVICE,
+                    PIPE, SOCKET, EVENTFD, TIMERFD, SIGNALFD, EPOLL, INOTIFY, PIDFD or
+                    OTHER. Rights: r/w from the fdinfo open mode, m for a readable memory
+                    object, d and t always (a descriptor can be dup'ed and sent); the
+                    fdinfo of non-memory descriptors is not read, so they carry only d t.
+kernel memory       ``/proc/meminfo``, see :func:`kernel_memory`; heap_free from
+                    ``/proc/slabinfo`` (root only) at Level.KMEM and FULL, 0 at TASKS.
+==================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import re
+import stat
+from collections.abc import Collection
+from datetime import UTC, datetime
+
+from mxmem.errors import SourceError
+from mxmem.model import (
+    ZERO_STATS,
+    Aspace,
+    Handle,
+    Job,
+    KernelMemory,
+    Level,
+    Mapping,
+    ObjType,
+    Perm,
+    Process,
+    ProcessState,
+    Rights,
+    Snapshot,
+    TaskStats,
+    Thread,
+    Vmar,
+    Vmo,
+)
+from mxmem.sources.linux import cgroups
+from mxmem.sources.linux.procfs import (
+    MemFigures,
+    Mount,
+    ProcStat,
+    ShmSegment,
+    Vma,
+    cgroup_path,
+    parse_fdinfo,
+    parse_maps,
+    parse_meminfo,
+    parse_mountinfo,
+    parse_slab_free,
+    parse_smaps,
+    parse_smaps_rollup,
+    parse_stat,
+    parse_status,
+    parse_sysvipc_shm,
+    thread_state,
+)
+from mxmem.sources.linux.reader import ProcReader, Unreadable, Vanished
+
+__all__ = ["HostSource", "kernel_memory", "task_size", "task_stats"]
+
+
+class HostSource:
+    """Snapshots of the Linux system whose ``/proc`` is at ``<root>/proc``."""
+
+    def __init__(self, root: str = "/", name: str = "host") -> None:
+        self.reader = ProcReader(root)
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def snapshot(
+        self, level: Level = Level.FULL, processes: Collection[int] | None = None
+    ) -> Snapshot:
+        return _Scan(self.reader, level, processes).run(self._name)
+
+
+# --- pure mappings ---------------------------------------------------------------------
+
+
+def kernel_memory(meminfo: dict[str, int], slab_free: int = 0) -> KernelMemory:
+    """Magenta's kernel memory figures from ``/proc/meminfo`` (bytes).
+
+    A first version; the parts are disjoint and ``other`` is what they leave of
+    ``MemTotal`` (vmalloc, unmapped page-cache bookkeeping, drivers' pages...), so the
+    fields sum to the total unless the kernel's counters overlap (then other is 0).
+    """
+    get = meminfo.get
+    total = get("MemTotal", 0)
+    free = get("MemFree", 0)
+    # The kernel heap: slab caches (SReclaimable + SUnreclaim).
+    heap_total = get("Slab", 0)
+    # Unused objects inside those slabs, from /proc/slabinfo when root can read it.
+    heap_free = min(slab_free, heap_total)
+    # Page tables, including the secondary (KVM/IOMMU) ones.
+    mmu = get("PageTables", 0) + get("SecPageTables", 0)
+    # Memory held by memory objects: anonymous pages + the page cache, which includes
+    # shmem/tmpfs/memfd/SysV (Cached = file pages + Shmem, without SwapCached), + block
+    # device buffers.
+    vmo = get("AnonPages", 0) + get("Cached", 0) + get("Buffers", 0)
+    # Never reclaimed, never a memory object: kernel stacks, per-CPU areas and the
+    # hugetlb pool (reserved pages, used or not).
+    wired = get("KernelStack", 0) + get("Percpu", 0) + get("Hugetlb", 0)
+    other = max(0, total - (free + wired + heap_total + vmo + mmu))
+    return KernelMemory(
+        total_bytes=total,
+        free_bytes=free,
+        wired_bytes=wired,
+        heap_total_bytes=heap_total,
+        heap_free_bytes=heap_free,
+        vmo_bytes=vmo,
+        mmu_bytes=mmu,
+        ipc_bytes=0,
+        other_bytes=other,
+    )
+
+
+def task_stats(figures: MemFigures, mapped_bytes: int) -> TaskStats:
+    """A process's (or one VMA's) figures from its ``smaps_rollup`` (``smaps``) fields."""
+    private_pages = figures.private_clean + figures.private_dirty
+    return TaskStats(
+        mapped_bytes=mapped_bytes,
+        private_bytes=private_pages + figures.private_hugetlb,
+        shared_bytes=figures.shared_clean + figures.shared_dirty + figures.shared_hugetlb,
+        # Pss counts every private page whole, so it is never below them; max() only
+        # guards against a malformed file.
+        scaled_shared_bytes=max(0, figures.pss - private_pages),
+        swap_pss_bytes=figures.swap_pss,
+    )
+
+
+# The top of the user address range (TASK_SIZE) for the usual page-table depths.
+_TASK_SIZE = {
+    "x86_64": 0x7FFFFFFFF000,  # 4-level paging, 47 bits minus the guard page
+    "aarch64": 1 << 48,
+    "ppc64le": 1 << 47,
+    "riscv64": 1 << 47,
+    "s390x": 1 << 53,
+    "i686": 0xC0000000,
+    "armv7l": 0xBF000000,
+}
+_KERNEL_HALF = 1 << 63  # [vsyscall] lives at 0xffffffffff600000
+
+
+def task_size(machine: str, highest_end: int) -> int:
+    """The user range's size: the architecture's usual ``TASK_SIZE``, or the next power
+    of two when a VMA lies above it (5-level paging, 52-bit VAs)."""
+    size = _TASK_SIZE.get(machine, 1 << 47)
+    if highest_end > size:
+        size = 1 << (highest_end - 1).bit_length()
+    return size
+
+
+_KOID_BITS = 52
+
+
+def _fold(key: tuple[object, ...]) -> int:
+    digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") >> (64 - _KOID_BITS)) or 1
+
+
+def _perms(text: str) -> int:
+    perms = Perm.NONE
+    if text[0] == "r":
+        perms |= Perm.READ
+    if text[1] == "w":
+        perms |= Perm.WRITE
+    if text[2] == "x":
+        perms |= Perm.EXECUTE
+    return int(perms)
+
+
+# Pseudo-files the kernel maps into every process; one shared kernel-owned object each.
+_SPECIAL = frozenset(
+    {"[vdso]", "[vvar]", "[vvar_vclock]", "[uprobes]", "[sigpage]", "[vectors]", "[vsyscall]"}
+)
+# The name ipc/shm.c gives a SysV segment's file ("SYSV%08x" on the internal shm mount);
+# its inode number is the shmid (verified: shmid 0 shows inode 0 in maps).
+_SYSV = re.compile(r"/SYSV[0-9a-f]{8} \(deleted\)")
+# Names of objects on the kernel's internal shmem mount, which mountinfo does not list.
+_SHMEM_PREFIXES = ("/memfd:", "/dev/zero", "[anon_shmem:")
+_SHMEM_FSTYPES = frozenset({"tmpfs", "hugetlbfs", "ramfs", "devtmpfs"})
+
+_ELF_GAP = 2 << 20  # ld.so aligns segments to at most 2 MiB (max-page-size)
+
+_ANON_INODE_TYPES = {
+    "eventfd": ObjType.EVENTFD,
+    "timerfd": ObjType.TIMERFD,
+    "signalfd": ObjType.SIGNALFD,
+    "eventpoll": ObjType.EPOLL,
+    "inotify": ObjType.INOTIFY,
+    "pidfd": ObjType.PIDFD,
+}
+
+_DT = Rights.DUPLICATE | Rights.TRANSFER
+
+
+def _vma_key(pid: int, vma: Vma) -> tuple[str, tuple[object, ...]]:
+    """(kind, identity key) of the object behind a VMA."""
+    if vma.major == 0 and _SYSV.fullmatch(vma.path):
+        return "sysv", ("sysv", vma.major, vma.minor, vma.inode)
+    if vma.inode == 0:
+        if vma.path in _SPECIAL:
+            return "special", ("special", vma.path)
+        return "anon", ("anon", pid, vma.start)
+    kind = "dmabuf" if vma.path.startswith("/dmabuf:") else "file"
+    return kind, ("file", vma.major, vma.minor, vma.inode)
+
+
+def _elf_end(vmas: list[Vma], i: int) -> int:
+    """The end (exclusive) of the run of VMAs of one loaded object starting at ``i``."""
+    first = vmas[i]
+    if first.inode == 0 or first.offset != 0 or first.perms[:3] not in ("r--", "r-x"):
+        return i + 1
+    j = i + 1
+    while j < len(vmas):
+        prev, nxt = vmas[j - 1], vmas[j]
+        if (
+            nxt.inode != first.inode
+            or (nxt.major, nxt.minor) != (first.major, first.minor)
+            or nxt.path != first.path
+            or nxt.start - prev.end > _ELF_GAP
+            or nxt.offset < prev.offset
+            or nxt.offset == 0
+        ):
+            break
+        j += 1
+    return j
+
+
+# --- the scan --------------------------------------------------------------------------
+
+
+class _Record:
+    """What the TASKS pass learned about one process."""
+
+    __slots__ = ("cgroup", "dead", "figures", "rollup", "stat", "threads", "unreadable")
+
+    def __init__(self, st: ProcStat) -> None:
+        self.stat = st
+        self.figures: MemFigures | None = None
+        self.rollup: str | None = None  # the raw text: CLONE_VM candidates share it
+        self.unreadable: str | None = None
+        self.cgroup: str | None = None
+        self.dead = False
+        self.threads: tuple[Thread, ...] = ()
+
+
+class _VmoAcc:
+    """A VMO being assembled from the mappings and descriptors that refer to it."""
+
+    __slots__ = (
+        "dmabuf_size",
+        "extent",
+        "kind",
+        "koid",
+        "mappers",
+        "name",
+        "num_mappings",
+        "physical",
+        "probes",
+        "rss",
+        "shmem",
+    )
+
+    def __init__(self, koid: int, kind: str, name: str) -> None:
+        self.koid = koid
+        self.kind = kind
+        self.name = name
+        self.mappers: set[int] = set()
+        self.num_mappings = 0
+        self.rss = 0
+        self.extent = 0
+        self.physical = False
+        self.shmem = False
+        self.dmabuf_size: int | None = None
+        # Paths through which the object itself can be stat'ed: map_files/ and fd/
+        # links first (they are the object even when deleted or in another namespace),
+        # then (marked with a leading "?") a path name that must be checked to be it.
+        self.probes: list[str] = []
+
+
+class _Scan:
+    def __init__(self, reader: ProcReader, level: Level, processes: Collection[int] | None) -> None:
+        self.reader = reader
+        self.proc = reader.proc
+        self.level = level
+        self.wanted = None if processes is None else set(processes)
+        self.notes: list[str] = []
+        self.koids: dict[int, tuple[object, ...]] = {}
+        self.page_size = 4096
+
+    def run(self, name: str) -> Snapshot:
+        now = datetime.now(UTC)
+        kernel = self._kernel_memory()
+        if self.level < Level.TASKS:
+            return Snapshot(
+                source=name, level=self.level, timestamp=now, kernel=kernel, root_job_koid=None
+            )
+        try:
+            pids = self.reader.pids() if self.wanted is None else sorted(self.wanted)
+        except Unreadable as err:
+            raise SourceError(f"the host source needs Linux's /proc: {err}") from err
+        mounts = self._mounts("self")
+        hierarchy = cgroups.find_hierarchy(self.reader, mounts)
+        records: dict[int, _Record] = {}
+        for pid in pids:
+            record = self._read_process(pid, hierarchy)
+            if record is not None:
+                records[pid] = record
+        duplicates = self._shared_address_spaces(records)
+        root_koid, jobs, job_of = self._jobs(hierarchy, records)
+        processes = {
+            pid: self._process(pid, rec, job_of[pid], duplicates) for pid, rec in records.items()
+        }
+        vmos: dict[int, Vmo] = {}
+        if self.level >= Level.FULL:
+            processes, vmos = self._full(processes)
+        self._unreadable_note(processes)
+        return Snapshot(
+            source=name,
+            level=self.level,
+            timestamp=now,
+            kernel=kernel,
+            root_job_koid=root_koid,
+            jobs=jobs,
+            processes=processes,
+            vmos=vmos,
+            notes=tuple(self.notes),
+        )
+
+    # --- system-wide files -----------------------------------------------------------
+
+    def _kernel_memory(self) -> KernelMemory | None:
+        try:
+            meminfo = parse_meminfo(self.reader.read(f"{self.proc}/meminfo"))
+        except Unreadable:
+            return None
+        slab_free = 0
+        # heap_free needs /proc/slabinfo (root only, ~1 ms to generate): read it for the
+        # tools that show kernel memory (KMEM, FULL), not for ps (TASKS).
+        if self.level != Level.TASKS:
+            with contextlib.suppress(Unreadable, ValueError):
+                slab_free = parse_slab_free(self.reader.read(f"{self.proc}/slabinfo"))
+        return kernel_memory(meminfo, slab_free)
+
+    def _mounts(self, pid: int | str) -> list[Mount]:
+        try:
+            return parse_mountinfo(self.reader.read(f"{self.proc}/{pid}/mountinfo"))
+        except (Unreadable, ValueError, IndexError):
+            return []
+
+    # --- processes -------------------------------------------------------------------
+
+    def _read_process(self, pid: int, hierarchy: cgroups.Hierarchy | None) -> _Record | None:
+        """The TASKS-level facts of one process; ``None`` if it is gone (or is not a
+        process: a thread id named on the command line)."""
+        base = f"{self.proc}/{pid}"
+        read = self.reader.read
+        try:
+            st = parse_stat(read(f"{base}/stat"))
+            if self.wanted is not None and parse_status(read(f"{base}/status")).tgid != pid:
+                return None  # /proc/TID exists for every thread, but it is no process
+            rec = _Record(st)
+            if hierarchy is not None:
+                try:
+                    rec.cgroup = cgroup_path(read(f"{base}/cgroup"), hierarchy.version)
+                except Vanished:
+                    raise
+                except Unreadable:
+                    pass  # placed in the root job
+            if st.state in ("Z", "X") and st.num_threads <= 1:
+                rec.dead = True  # a zombie: exited, not reaped, no memory left
+            elif not st.kernel_thread:
+                try:
+                    rollup = self._rollup(pid, st)
+                except Vanished:
+                    return None
+                except Unreadable as err:
+                    rec.unreadable = err.reason
+                else:
+                    if rollup is None:
+                        return None  # exiting: its address space is already gone
+                    rec.rollup, rec.figures = rollup
+            rec.threads = self._threads(pid, st)
+        except Vanished:
+            return None
+        except (ValueError, IndexError):
+            return None  # a file cut short as the process exited
+        return rec
+
+    def _rollup(self, pid: int, st: ProcStat) -> tuple[str, MemFigures] | None:
+        path = f"{self.proc}/{pid}/smaps_rollup"
+        try:
+            text = self.reader.read(path)
+            figures = parse_smaps_rollup(text)
+        except Vanished:
+            if st.num_threads <= 1:
+                raise
+            figures = None
+        if figures is not None:
+            return text, figures
+        if st.num_threads > 1:
+            # The main thread has exited (its mm is gone) while others run on: read the
+            # address space through a live thread.
+            for tid in sorted(int(t) for t in self.reader.listdir(f"{self.proc}/{pid}/task")):
+                if tid == pid:
+                    continue
+                try:
+                    text = self.reader.read(f"{self.proc}/{pid}/task/{tid}/smaps_rollup")
+                except Vanished:
+                    continue
+                figures = parse_smaps_rollup(text)
+                if figures is not None:
+                    return text, figures
+        return None
+
+    def _threads(self, pid: int, st: ProcStat) -> tuple[Thread, ...]:
+        main = Thread(koid=pid, name=st.comm, state=thread_state(st.state))
+        if st.num_threads <= 1:
+            return (main,)
+        task = f"{self.proc}/{pid}/task"
+        try:
+            tids = sorted(int(t) for t in self.reader.listdir(task) if t.isdigit())
+        except Unreadable:
+            return (main,)
+        threads: list[Thread] = []
+        for tid in tids:
+            if tid == pid:
+                threads.append(main)
+                continue
+            try:
+                ts = parse_stat(self.reader.read(f"{task}/{tid}/stat"))
+            except (Unreadable, ValueError, IndexError):
+                continue  # the thread exited meanwhile
+            threads.append(Thread(koid=tid, name=ts.comm, state=thread_state(ts.state)))
+        return tuple(threads)
+
+    def _shared_address_spaces(self, records: dict[int, _Record]) -> dict[int, int]:
+        """pid → the lowest pid it shares its address space with (CLONE_VM).
+
+        Two processes with one mm print the same smaps_rollup byte for byte, so only
+        those are compared, and with kcmp rather than on the text alone (ps_mem's hash
+        collapses unrelated identical processes: 10 ``setarch -R sleep``)."""
+        groups: dict[str, list[int]] = {}
+        for pid, rec in records.items():
+            if rec.rollup is not None:
+                groups.setdefault(rec.rollup, []).append(pid)
+        duplicates: dict[int, int] = {}
+        uncertain: set[int] = set()
+        for pids in groups.values():
+            if len(pids) < 2:
+                continue
+            representatives: list[int] = []
+            for pid in sorted(pids):
+                for rep in representatives:
+                    same = self.reader.same_mm(rep, pid)
+                    if same is None:
+                        uncertain.update((rep, pid))
+                    elif same:
+                        duplicates[pid] = rep
+                        break
+                else:
+                    representatives.append(pid)
+        if duplicates:
+            pairs = ", ".join(f"{d} with {r}" for d, r in sorted(duplicates.items())[:5])
+            more = f" and {len(duplicates) - 5} more" if len(duplicates) > 5 else ""
+            count = len(duplicates)
+            self.notes.append(
+                f"{count} process{'es' if count != 1 else ''} share{'' if count != 1 else 's'}"
+                f" an address space (CLONE_VM) with a lower pid ({pairs}{more}):"
+                " its memory is counted once, under the lower pid"
+            )
+        uncertain -= duplicates.keys()
+        if uncertain:
+            self.notes.append(
+                f"{len(uncertain)} processes with identical memory figures could not be"
+                " compared (kcmp); any that share an address space are counted more than once"
+            )
+        return duplicates
+
+    def _jobs(
+        self, hierarchy: cgroups.Hierarchy | None, records: dict[int, _Record]
+    ) -> tuple[int, dict[int, Job], dict[int, int]]:
+        if hierarchy is not None:
+            try:
+                nodes = cgroups.walk_cgroups(self.reader, hierarchy)
+            except Unreadable:
+                nodes = {}
+            if nodes:
+                placement = {
+                    pid: cgroups.nearest_cgroup(nodes, rec.cgroup) for pid, rec in records.items()
+                }
+                charges = self._charges(hierarchy, nodes)
+                root_koid, jobs = cgroups.cgroup_jobs(nodes, placement, charges)
+                job_of = {pid: nodes[path].inode for pid, path in placement.items()}
+                return root_koid, jobs, job_of
+        self.notes.append("no readable cgroup memory hierarchy: jobs follow the process tree")
+        parents = {pid: rec.stat.ppid for pid, rec in records.items()}
+        names = {pid: rec.stat.comm for pid, rec in records.items()}
+        return cgroups.process_tree_jobs(parents, names)
+
+    def _charges(
+        self, hierarchy: cgroups.Hierarchy, nodes: dict[str, cgroups.CgroupNode]
+    ) -> dict[str, tuple[tuple[str, int], ...]]:
+        top = self.reader.host_path(hierarchy.mount_point)
+        charges: dict[str, tuple[tuple[str, int], ...]] = {}
+        for path in nodes:
+            directory = top if path == "/" else top + path
+            try:
+                value = int(self.reader.read(f"{directory}/{hierarchy.charge_file}"))
+            except (Unreadable, ValueError):
+                continue  # v2 has no memory.current in the root cgroup
+            charges[path] = ((hierarchy.charge_file, value),)
+        return charges
+
+    def _process(
+        self, pid: int, rec: _Record, job_koid: int, duplicates: dict[int, int]
+    ) -> Process:
+        st = rec.stat
+        stats: TaskStats | None = None
+        if st.kernel_thread:
+            stats = ZERO_STATS
+        elif pid in duplicates:
+            stats = dataclasses.replace(ZERO_STATS, mapped_bytes=st.vsize)
+        elif rec.figures is not None:
+            stats = task_stats(rec.figures, st.vsize)
+        return Process(
+            koid=pid,
+            job_koid=job_koid,
+            name=st.comm,
+            state=ProcessState.DEAD if rec.dead else ProcessState.RUNNING,
+            threads=rec.threads,
+            stats=stats,
+            unreadable=rec.unreadable,
+            kernel_thread=st.kernel_thread,
+        )
+
+    def _unreadable_note(self, processes: dict[int, Process]) -> None:
+        reasons: dict[str, int] = {}
+        for process in processes.values():
+            if process.unreadable is not None:
+                reasons[process.unreadable] = reasons.get(process.unreadable, 0) + 1
+        for reason, count in sorted(reasons.items()):
+            hint = ""
+            if reason == "permission denied":
+                hint = (
+                    ": run as root to read all"
+                    if self.reader.euid() != 0
+                    else ": refused even to root (e.g. a process of an outer user namespace)"
+                )
+            plural = "es" if count != 1 else ""
+            self.notes.append(f"{count} process{plural} unreadable ({reason}){hint}")
+
+    # --- Level.FULL: address spaces, descriptors, VMOs -------------------------------
+
+    def _full(self, processes: dict[int, Process]) -> tuple[dict[int, Process], dict[int, Vmo]]:
+        self.page_size = self.reader.page_size()
+        accs: dict[tuple[object, ...], _VmoAcc] = {}
+        out: dict[int, Process] = {}
+        for pid, process in processes.items():
+            if process.kernel_thread or process.state is not ProcessState.RUNNING:
+                out[pid] = process
+                continue
+            if process.unreadable is not None:
+                out[pid] = process
+                continue
+            try:
+                vmas = parse_smaps(self.reader.read_all(f"{self.proc}/{pid}/smaps"))
+            except Vanished:
+                continue  # exited since the TASKS pass
+            except Unreadable as err:
+                out[pid] = dataclasses.replace(process, unreadable=err.reason, stats=None)
+                continue
+            except (ValueError, IndexError):
+                continue
+            shmem_devs = {
+                (m.major, m.minor) for m in self._mounts(pid) if m.fstype in _SHMEM_FSTYPES
+            }
+            aspace = self._aspace(pid, vmas, accs, shmem_devs)
+            handles = self._handles(pid, accs, shmem_devs)
+            out[pid] = dataclasses.replace(process, aspace=aspace, handles=handles)
+        segments = self._sysv_segments(accs)
+        if self.wanted is not None:
+            self._count_other_mappers(accs, set(out))
+        else:
+            self._add_unattached_segments(accs, segments)
+        vmos = {acc.koid: self._vmo(acc, segments) for acc in accs.values()}
+        return out, vmos
+
+    def _koid(self, key: tuple[object, ...]) -> int:
+        koid = _fold(key)
+        while self.koids.setdefault(koid, key) != key:
+            koid = koid + 1 if koid + 1 < 1 << _KOID_BITS else 1
+        return koid
+
+    def _acc(
+        self, accs: dict[tuple[object, ...], _VmoAcc], key: tuple[object, ...], kind: str, name: str
+    ) -> _VmoAcc:
+        acc = accs.get(key)
+        if acc is None:
+            acc = accs[key] = _VmoAcc(self._koid(key), kind, name)
+        return acc
+
+    def _aspace(
+        self,
+        pid: int,
+        vmas: list[Vma],
+        accs: dict[tuple[object, ...], _VmoAcc],
+        shmem_devs: set[tuple[int, int]],
+    ) -> Aspace:
+        user = [v for v in vmas if v.start < _KERNEL_HALF]
+        size = task_size(self.reader.machine(), max((v.end for v in user), default=0))
+        nodes: list[Vmar | Mapping] = []
+        i = 0
+        while i < len(user):
+            j = _elf_end(user, i)
+            mappings = [self._mapping(pid, v, accs, shmem_devs) for v in user[i:j]]
+            if j - i >= 2:
+                first = user[i]
+                nodes.append(
+                    Vmar(
+                        koid=_fold(("vmar", pid, first.start)),
+                        name=first.path,
+                        base=first.start,
+                        size=user[j - 1].end - first.start,
+                        children=tuple(mappings),
+                    )
+                )
+            else:
+                nodes.extend(mappings)
+            i = j
+        root = Vmar(
+            koid=_fold(("vmar", pid)), name="root", base=0, size=size, children=tuple(nodes)
+        )
+        return Aspace(name=f"proc:{pid}", base=0, size=size, root=root)
+
+    def _mapping(
+        self,
+        pid: int,
+        vma: Vma,
+        accs: dict[tuple[object, ...], _VmoAcc],
+        shmem_devs: set[tuple[int, int]],
+    ) -> Mapping:
+        kind, key = _vma_key(pid, vma)
+        acc = self._acc(accs, key, kind, vma.path)
+        figures = vma.figures or MemFigures()
+        committed = figures.rss + figures.shared_hugetlb + figures.private_hugetlb
+        acc.mappers.add(pid)
+        acc.num_mappings += 1
+        acc.rss += committed
+        offset = 0 if kind in ("anon", "special") else vma.offset
+        acc.extent = max(acc.extent, offset + vma.size)
+        if "pf" in vma.vmflags or "io" in vma.vmflags:
+            acc.physical = True
+        if kind in ("file", "dmabuf"):
+            if not acc.probes:
+                # map_files/ needs CAP_SYS_ADMIN; the path is the fallback.
+                acc.probes.append(f"{self.proc}/{pid}/map_files/{vma.start:x}-{vma.end:x}")
+                if vma.path.startswith("/") and not vma.path.endswith(" (deleted)"):
+                    acc.probes.append("?" + self.reader.host_path(vma.path))
+            if (vma.major, vma.minor) in shmem_devs or vma.path.startswith(_SHMEM_PREFIXES):
+                acc.shmem = True
+        stats = task_stats(figures, vma.size) if vma.figures is not None else None
+        return Mapping(
+            vma.start, vma.size, _perms(vma.perms), acc.koid, offset, committed, vma.path, stats
+        )
+
+    def _handles(
+        self,
+        pid: int,
+        accs: dict[tuple[object, ...], _VmoAcc],
+        shmem_devs: set[tuple[int, int]],
+    ) -> tuple[Handle, ...] | None:
+        fd_dir = f"{self.proc}/{pid}/fd"
+        try:
+            names = self.reader.listdir(fd_dir)
+        except Unreadable:
+            return None
+        handles: list[Handle] = []
+        for name in sorted(names, key=lambda n: int(n) if n.isdigit() else -1):
+            if not name.isdigit():
+                continue
+            link = f"{fd_dir}/{name}"
+            try:
+                target = self.reader.readlink(link)
+            except Unreadable:
+                continue  # closed meanwhile
+            handle = self._handle(pid, int(name), link, target, accs, shmem_devs)
+            if handle is not None:
+                handles.append(handle)
+        return tuple(handles)
+
+    def _handle(
+        self,
+        pid: int,
+        fd: int,
+        link: str,
+        target: str,
+        accs: dict[tuple[object, ...], _VmoAcc],
+        shmem_devs: set[tuple[int, int]],
+    ) -> Handle | None:
+        own = _fold(("fd", pid, fd))
+        if target.startswith("socket:["):
+            return Handle(fd, _fold(("socket", target)), ObjType.SOCKET, _DT)
+        if target.startswith("pipe:["):
+            return Handle(fd, _fold(("pipe", target)), ObjType.PIPE, _DT)
+        if target.startswith("pidfd:"):
+            return Handle(fd, own, ObjType.PIDFD, _DT)
+        dmabuf = target.startswith("/dmabuf:") or target == "anon_inode:dmabuf"
+        if target.startswith("anon_inode:") and not dmabuf:
+            kind = target[len("anon_inode:") :].strip("[]")
+            return Handle(fd, own, _ANON_INODE_TYPES.get(kind, ObjType.OTHER), _DT)
+        if not target.startswith("/") and not dmabuf:
+            return Handle(fd, own, ObjType.OTHER, _DT)  # namespaces ("net:[...]") etc.
+        try:
+            st = self.reader.stat(link)
+        except Vanished:
+            return None
+        except Unreadable:
+            return Handle(fd, own, ObjType.OTHER, _DT)
+        key: tuple[object, ...] = ("file", st.major, st.minor, st.ino)
+        memory = dmabuf or (
+            st.is_regular
+            and (target.startswith(_SHMEM_PREFIXES) or (st.major, st.minor) in shmem_devs)
+        )
+        if not memory:
+            if st.is_regular:
+                obj = ObjType.FILE
+            elif stat.S_ISDIR(st.mode):
+                obj = ObjType.DIRECTORY
+            elif stat.S_ISCHR(st.mode) or stat.S_ISBLK(st.mode):
+                obj = ObjType.DEVICE
+            elif stat.S_ISFIFO(st.mode):
+                obj = ObjType.PIPE
+            elif stat.S_ISSOCK(st.mode):
+                obj = ObjType.SOCKET
+            else:
+                obj = ObjType.OTHER
+            return Handle(fd, _fold(key), obj, _DT)
+        try:
+            info = parse_fdinfo(self.reader.read(f"{self.proc}/{pid}/fdinfo/{fd}"))
+        except Vanished:
+            return None
+        except (Unreadable, ValueError):
+            info = None
+        name = target
+        if dmabuf and info is not None and target == "anon_inode:dmabuf":
+            name = f"dmabuf:{info.name or info.exp_name or ''}"
+        acc = self._acc(accs, key, "dmabuf" if dmabuf else "file", name)
+        acc.shmem = acc.shmem or not dmabuf
+        if link not in acc.probes:
+            acc.probes.insert(0, link)
+        if dmabuf and info is not None and info.size is not None:
+            acc.dmabuf_size = info.size
+        rights = _DT
+        mode = info.access_mode if info is not None else 0
+        if mode in (0, 2):
+            rights |= Rights.READ | Rights.MAP  # mmap needs a readable descriptor
+        if mode in (1, 2):
+            rights |= Rights.WRITE
+        return Handle(fd, acc.koid, ObjType.VMO, rights)
+
+    def _sysv_segments(self, accs: dict[tuple[object, ...], _VmoAcc]) -> dict[int, ShmSegment]:
+        if self.wanted is not None and not any(acc.kind == "sysv" for acc in accs.values()):
+            return {}
+        try:
+            text = self.reader.read_all(f"{self.proc}/sysvipc/shm")
+            return {s.shmid: s for s in parse_sysvipc_shm(text)}
+        except (Unreadable, ValueError, KeyError):
+            return {}
+
+    def _add_unattached_segments(
+        self, accs: dict[tuple[object, ...], _VmoAcc], segments: dict[int, ShmSegment]
+    ) -> None:
+        mapped = {key[3] for key in accs if key[0] == "sysv"}
+        for shmid, seg in sorted(segments.items()):
+            if shmid not in mapped:
+                # Not mapped by anyone: its dev is unknown, and it needs none.
+                key = ("sysv", -1, -1, shmid)
+                self._acc(accs, key, "sysv", f"/SYSV{seg.key & 0xFFFFFFFF:08x}")
+
+    def _count_other_mappers(self, accs: dict[tuple[object, ...], _VmoAcc], done: set[int]) -> None:
+        """Share counts need every process's mappings: read the (cheap) ``maps`` of the
+        processes that were not expanded, for the objects that can be shared."""
+        shareable = {key for key, acc in accs.items() if acc.kind != "anon"}
+        if not shareable:
+            return
+        skipped = 0
+        for pid in self.reader.pids():
+            if pid in done:
+                continue
+            try:
+                text = self.reader.read_all(f"{self.proc}/{pid}/maps")
+            except Vanished:
+                continue
+            except Unreadable:
+                skipped += 1
+                continue
+            for vma in parse_maps(text):
+                if vma.inode == 0 and vma.path not in _SPECIAL and not vma.path.startswith("/"):
+                    continue  # anonymous: never shared with the expanded processes
+                acc = accs.get(_vma_key(pid, vma)[1])
+                if acc is not None:
+                    acc.num_mappings += 1
+                    acc.mappers.add(pid)
+        if skipped:
+            self.notes.append(
+                f"share counts leave out {skipped} process{'es' if skipped != 1 else ''}"
+                " whose mappings could not be read"
+            )
+
+    def _vmo(self, acc: _VmoAcc, segments: dict[int, ShmSegment]) -> Vmo:
+        size, committed = acc.extent, acc.rss
+        shmid = self._key_of(acc)[3] if acc.kind == "sysv" else None
+        if isinstance(shmid, int):
+            seg = segments.get(shmid)
+            if seg is not None:
+                size, committed = seg.size, seg.rss
+        elif acc.kind in ("file", "dmabuf"):
+            size, committed = self._object_size(acc)
+        return Vmo(
+            koid=acc.koid,
+            name=acc.name,
+            size_bytes=size,
+            committed_bytes=committed,
+            num_mappings=acc.num_mappings,
+            share_count=len(acc.mappers) if acc.num_mappings >= 2 else 1,
+            physical=acc.physical,
+            kernel_only=acc.kind == "special",
+        )
+
+    def _key_of(self, acc: _VmoAcc) -> tuple[object, ...]:
+        return self.koids[acc.koid]
+
+    def _object_size(self, acc: _VmoAcc) -> tuple[int, int]:
+        """(size, committed) of a file, device, shmem object or dma-buf."""
+        key = self._key_of(acc)
+        for probe in acc.probes:
+            path = probe.lstrip("?")
+            try:
+                st = self.reader.stat(path)
+            except Unreadable:
+                continue
+            if probe.startswith("?") and ("file", st.major, st.minor, st.ino) != key:
+                continue  # the name now refers to another file
+            if acc.kind == "dmabuf":
+                size = acc.dmabuf_size if acc.dmabuf_size is not None else st.size
+                return size, size  # exporter memory, allocated whole
+            if not st.is_regular:
+                break  # a device: its size is what is mapped of it
+            pages = self.reader.cachestat_pages(path)
+            if pages is not None:
+                return st.size, pages * self.page_size
+            if acc.shmem:
+                return st.size, st.blocks * 512
+            return st.size, acc.rss
+        if acc.kind == "dmabuf" and acc.dmabuf_size is not None:
+            return acc.dmabuf_size, acc.dmabuf_size
+        return acc.extent, acc.rss

@@ -1,0 +1,257 @@
+"""The one seam between the host source and the running system.
+
+:class:`ProcReader` is the only code of mxmem that opens ``/proc`` and ``/sys`` files or
+calls ``os`` on them (and the two system calls ``kcmp`` and ``cachestat``). Its root is
+configurable, like psutil's ``PROCFS_PATH``: ``ProcReader("/tmp/tree")`` reads
+``/tmp/tree/proc/...`` and ``/tmp/tree/sys/...``, so tests can point it at a fixture tree.
+Nothing here runs at import time.
+
+Failures come out typed. A file of a process that has exited (``ENOENT``, ``ESRCH``)
+raises :class:`Vanished`; a file the caller may not read (``EACCES``, ``EPERM``) raises
+:class:`AccessDenied`; any other ``OSError`` raises :class:`Unreadable` with the
+system's message. All three are :class:`~mxmem.errors.MxmemError`\\ s, raised ``from``
+the ``OSError``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+from typing import NamedTuple
+
+from mxmem.errors import MxmemError
+
+__all__ = ["AccessDenied", "FileStat", "ProcReader", "Unreadable", "Vanished"]
+
+
+class Unreadable(MxmemError):
+    """A /proc or /sys file could not be read; ``reason`` says why in a few words."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"cannot read {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class AccessDenied(Unreadable):
+    """``EACCES``/``EPERM``: other users' processes need root (or CAP_SYS_PTRACE), and
+    some (PID 1 in a container) refuse even root."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, "permission denied")
+
+
+class Vanished(Unreadable):
+    """``ENOENT``/``ESRCH``: the process (or thread, or file descriptor) is gone."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, "no such process")
+
+
+def _error(err: OSError, path: str) -> Unreadable:
+    if err.errno in (errno.ENOENT, errno.ESRCH):
+        return Vanished(path)
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return AccessDenied(path)
+    return Unreadable(path, err.strerror or f"errno {err.errno}")
+
+
+class FileStat(NamedTuple):
+    """What ``stat(2)`` says about an object, with the device split like ``maps``
+    prints it (``fe:00`` is major 0xfe, minor 0)."""
+
+    major: int
+    minor: int
+    ino: int
+    mode: int
+    size: int
+    blocks: int  # 512-byte units; for shmem this includes swapped-out pages
+
+    @property
+    def is_regular(self) -> bool:
+        return stat.S_ISREG(self.mode)
+
+
+# Syscall numbers, x86-64 and the asm-generic table (arm64, riscv...) agree on neither.
+_SYS_KCMP = {"x86_64": 312, "aarch64": 272, "riscv64": 272, "i686": 349}
+_SYS_CACHESTAT = 451  # the same on every architecture (added after the tables merged)
+_KCMP_VM = 1
+
+
+class _CachestatRange(ctypes.Structure):
+    _fields_ = (("off", ctypes.c_uint64), ("len", ctypes.c_uint64))
+
+
+class _Cachestat(ctypes.Structure):
+    _fields_ = (
+        ("nr_cache", ctypes.c_uint64),
+        ("nr_dirty", ctypes.c_uint64),
+        ("nr_writeback", ctypes.c_uint64),
+        ("nr_evicted", ctypes.c_uint64),
+        ("nr_recently_evicted", ctypes.c_uint64),
+    )
+
+
+# /proc files are read with one os.read of this size: the single-record files (stat,
+# status, smaps_rollup, cgroup, fdinfo, meminfo) come back whole in one call, and a
+# short read means the end. Multi-record files (smaps, maps) return about a page per read.
+_CHUNK = 1 << 16
+_O_READ = os.O_RDONLY | os.O_CLOEXEC
+
+
+class ProcReader:
+    """Reads ``<root>/proc`` and ``<root>/sys``; ``root`` is ``/`` for the live system."""
+
+    def __init__(self, root: str = "/") -> None:
+        base = root.rstrip("/")
+        self.root = root
+        self.live = base == ""
+        self.proc = f"{base}/proc"
+        self.sys = f"{base}/sys"
+        self._base = base
+        self._libc: ctypes.CDLL | None = None
+
+    def host_path(self, path: str) -> str:
+        """An absolute path of the inspected system (``/sys/fs/cgroup``) under the root."""
+        return self._base + path
+
+    # --- files ----------------------------------------------------------------------
+
+    def read(self, path: str) -> str:
+        """The whole text of a single-record file, in one ``read`` when it fits."""
+        try:
+            fd = os.open(path, _O_READ)
+        except OSError as err:
+            raise _error(err, path) from err
+        try:
+            data = os.read(fd, _CHUNK)
+            if len(data) == _CHUNK:
+                chunks = [data]
+                while chunk := os.read(fd, _CHUNK):
+                    chunks.append(chunk)
+                data = b"".join(chunks)
+        except OSError as err:
+            raise _error(err, path) from err
+        finally:
+            os.close(fd)
+        # surrogateescape: names are bytes, not always UTF-8; safe_text shows the bytes.
+        return data.decode("utf-8", "surrogateescape")
+
+    def read_all(self, path: str) -> str:
+        """The whole text of a multi-record seq_file (``smaps``, ``maps``), read until
+        ``read`` returns nothing: a short read is not the end there."""
+        try:
+            fd = os.open(path, _O_READ)
+        except OSError as err:
+            raise _error(err, path) from err
+        chunks: list[bytes] = []
+        try:
+            while chunk := os.read(fd, _CHUNK):
+                chunks.append(chunk)
+        except OSError as err:
+            raise _error(err, path) from err
+        finally:
+            os.close(fd)
+        return b"".join(chunks).decode("utf-8", "surrogateescape")
+
+    def listdir(self, path: str) -> list[str]:
+        try:
+            return os.listdir(path)
+        except OSError as err:
+            raise _error(err, path) from err
+
+    def readlink(self, path: str) -> str:
+        try:
+            return os.readlink(path)
+        except OSError as err:
+            raise _error(err, path) from err
+
+    def stat(self, path: str) -> FileStat:
+        """``stat`` following links: through ``/proc/PID/fd/N`` or ``map_files/A-B``
+        this is the open object itself, even when its name is deleted."""
+        try:
+            st = os.stat(path)
+        except OSError as err:
+            raise _error(err, path) from err
+        return FileStat(
+            os.major(st.st_dev), os.minor(st.st_dev), st.st_ino, st.st_mode, st.st_size,
+            st.st_blocks,
+        )  # fmt: skip
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def pids(self) -> list[int]:
+        """The thread-group ids listed in ``/proc``, ascending."""
+        return sorted(int(name) for name in self.listdir(self.proc) if name.isdigit())
+
+    def subdirs(self, path: str) -> list[tuple[str, int]]:
+        """``(name, inode)`` of the directories in ``path``; readdir gives the inode
+        without a ``stat`` per entry."""
+        try:
+            with os.scandir(path) as it:
+                return [(e.name, e.inode()) for e in it if e.is_dir(follow_symlinks=False)]
+        except OSError as err:
+            raise _error(err, path) from err
+
+    def inode(self, path: str) -> int:
+        try:
+            return os.stat(path).st_ino
+        except OSError as err:
+            raise _error(err, path) from err
+
+    # --- system calls and facts about the caller -------------------------------------
+
+    def machine(self) -> str:
+        """The architecture (``uname -m``); a fixture tree is taken to be x86-64."""
+        return os.uname().machine if self.live else "x86_64"
+
+    def euid(self) -> int:
+        return os.geteuid()
+
+    def page_size(self) -> int:
+        return os.sysconf("SC_PAGE_SIZE")
+
+    def _syscall(self) -> ctypes.CDLL:
+        if self._libc is None:
+            self._libc = ctypes.CDLL(None, use_errno=True)
+        return self._libc
+
+    def same_mm(self, pid1: int, pid2: int) -> bool | None:
+        """Whether two processes share one address space (``kcmp(KCMP_VM)``); ``None``
+        when the kernel cannot tell us (no kcmp, no permission, a process gone)."""
+        number = _SYS_KCMP.get(self.machine())
+        if not self.live or number is None:
+            return None
+        libc = self._syscall()
+        result: int = libc.syscall(number, pid1, pid2, _KCMP_VM, 0, 0)
+        if result < 0:
+            return None
+        return result == 0
+
+    def cachestat_pages(self, path: str) -> int | None:
+        """Pages of the file at ``path`` in the page cache (``cachestat(2)``, Linux 6.5);
+        for shmem, pages in RAM (swapped-out ones are "evicted"). Only regular files
+        are opened: opening a device can have side effects. ``None`` if unavailable."""
+        if not self.live:
+            return None
+        flags = _O_READ | os.O_NONBLOCK | os.O_NOCTTY
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                return None
+            fd = os.open(path, flags)
+        except OSError:
+            return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            libc = self._syscall()
+            whole = _CachestatRange(0, 0)  # len 0: to the end of the file
+            result = _Cachestat()
+            if libc.syscall(_SYS_CACHESTAT, fd, ctypes.byref(whole), ctypes.byref(result), 0):
+                return None
+            return int(result.nr_cache)
+        finally:
+            os.close(fd)
