@@ -136,7 +136,8 @@ def _decode(name: str, digits: int) -> Op:
     return Op(name, tuple((digits >> (4 * i)) & 15 for i in range(ARITY[name])))
 
 
-ops = st.builds(_decode, st.sampled_from(KINDS), st.integers(0, (1 << 24) - 1))
+# ``map`` rather than ``builds``, so a failure report prints plain ``Op(...)`` values.
+ops = st.tuples(st.sampled_from(KINDS), st.integers(0, (1 << 24) - 1)).map(lambda t: _decode(*t))
 
 # A job with two running processes (one thread each) and a VMO held by each: without it
 # most early ops would find nothing to act on. It is part of the op list, so a world
@@ -154,11 +155,10 @@ PRELUDE = (
 
 def op_lists(max_size: int = 60) -> st.SearchStrategy[list[Op]]:
     """Random op lists, most of them after :data:`PRELUDE`."""
-    return st.builds(
-        lambda prelude, rest: [*prelude, *rest],
+    return st.tuples(
         st.sampled_from((PRELUDE, PRELUDE, PRELUDE, ())),
         st.lists(ops, min_size=10, max_size=max_size),
-    )
+    ).map(lambda t: [*t[0], *t[1]])
 
 
 def _at(table: tuple[Any, ...], i: int) -> Any:

@@ -72,7 +72,9 @@ def test_help_lists_every_tool(capsys: pytest.CaptureFixture[str], arg: str) -> 
     width = max(map(len, TOOLS))
     for name, tool in TOOLS.items():
         assert f"\n  {name:<{width}}  {tool.summary}\n" in out
-    assert list(TOOLS) == ["ps", "vmaps", "vmos", "scenarios"]
+    assert list(TOOLS) == [
+        "ps", "vmaps", "vmos", "memgraph", "treemap", "kstats", "k", "scenarios"
+    ]
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

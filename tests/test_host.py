@@ -22,9 +22,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from importlib.resources import files
 from pathlib import Path
 from typing import TypeVar
 
+import jsonschema
 import pytest
 
 from mxmem.cli import main
@@ -369,6 +371,21 @@ def test_copy_on_write_children(spawn: Spawn) -> None:
     assert abs(figures[reader].pss_bytes - 6 * MiB) <= 4 * K
 
 
+@linux_only
+def test_json_outputs_match_their_schemas(spawn: Spawn, capsys: pytest.CaptureFixture[str]) -> None:
+    _, (pid, _fd) = spawn(HOLD_MEMFD)
+    runs = {
+        "ps": ["ps", "-T", "--json"],
+        "vmaps": ["vmaps", pid, "--json"],
+        "vmos": ["vmos", pid, "--json"],
+    }
+    for tool, args in runs.items():
+        schema = json.loads((files("mxmem") / "schemas" / f"{tool}.schema.json").read_text())
+        code, out, err = run(capsys, *args)
+        assert code == 0, err
+        jsonschema.validate(json.loads(out), schema)
+
+
 # --- processes and threads -----------------------------------------------------------------
 
 
@@ -653,22 +670,40 @@ def test_churn_never_crashes(capsys: pytest.CaptureFixture[str]) -> None:
 # --- a fixture tree instead of /proc ---------------------------------------------------------
 
 
-def _tree(root: Path, *, cgroup_v2: bool = True) -> None:
-    """A tiny system: pid 100 (the captured child, smaps included), kernel thread 2,
-    zombie 300 and pid 200 that vanished after being listed (no files)."""
+def _tree(root: Path, *, layout: str = "v2") -> Path:
+    """A tiny system: pid 100 (the captured child, smaps included) in cgroup /app/web,
+    kernel thread 2, zombie 300 in a cgroup removed since, and pid 200 that vanished
+    after being listed (no files). ``layout`` is ``v2`` (memory on the unified
+    hierarchy), ``hybrid`` (v1 memory, cgroup2 with only hugetlb) or ``none``; returns
+    the memory hierarchy's top directory."""
     proc = root / "proc"
     (proc / "self").mkdir(parents=True)
     shutil.copy(FIXTURES / "meminfo", proc / "meminfo")
     (proc / "sysvipc").mkdir()
     shutil.copy(FIXTURES / "sysvipc.shm", proc / "sysvipc" / "shm")
     mountinfo = "22 27 0:21 / /proc rw - proc proc rw\n"
-    if cgroup_v2:
+    cgroups = root / "sys" / "fs" / "cgroup"
+    top = cgroups
+    if layout == "v2":
         mountinfo += "31 23 0:28 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw\n"
-        top = root / "sys" / "fs" / "cgroup"
+        cgroups.mkdir(parents=True)
+        (cgroups / "cgroup.controllers").write_text("cpu memory pids\n")
+        charge, line = "memory.current", "0::{}\n"
+    elif layout == "hybrid":
+        mountinfo += (
+            "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+            "41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n"
+        )
+        (cgroups / "unified").mkdir(parents=True)
+        (cgroups / "unified" / "cgroup.controllers").write_text("hugetlb\n")
+        top = cgroups / "memory"
+        top.mkdir()
+        (top / "memory.usage_in_bytes").write_text("999\n")
+        charge, line = "memory.usage_in_bytes", "4:memory:{}\n1:cpu:/other\n0::/\n"
+    if layout != "none":
         (top / "app" / "web").mkdir(parents=True)
-        (top / "cgroup.controllers").write_text("cpu memory pids\n")
-        (top / "app" / "memory.current").write_text("1234567\n")
-        (top / "app" / "web" / "memory.current").write_text("7654321\n")
+        (top / "app" / charge).write_text("1234567\n")
+        (top / "app" / "web" / charge).write_text("7654321\n")
     (proc / "self" / "mountinfo").write_text(mountinfo)
     child = proc / "100"
     child.mkdir()
@@ -676,25 +711,27 @@ def _tree(root: Path, *, cgroup_v2: bool = True) -> None:
         shutil.copy(FIXTURES / f"child.{name}", child / name)
     status = (FIXTURES / "child.status").read_text()
     (child / "status").write_text(status.replace("Tgid:\t22496", "Tgid:\t100"))
-    (child / "cgroup").write_text("0::/app/web\n")
     (child / "fd").mkdir()
     kthread = proc / "2"
     kthread.mkdir()
     shutil.copy(FIXTURES / "kthreadd.stat", kthread / "stat")
-    (kthread / "cgroup").write_text("0::/\n")
     zombie = proc / "300"
     zombie.mkdir()
     (zombie / "stat").write_text(
         "300 (defunct) Z 100 300 300 0 -1 4227148 0 0 0 0 0 0 0 0 20 0 1 0 9 0 0 0\n"
     )
-    (zombie / "cgroup").write_text("0::/app/gone\n")  # a cgroup removed since
+    if layout != "none":
+        (child / "cgroup").write_text(line.format("/app/web"))
+        (kthread / "cgroup").write_text(line.format("/"))
+        (zombie / "cgroup").write_text(line.format("/app/gone"))
     (proc / "200").mkdir()
+    return top
 
 
-def test_fixture_tree_cgroup_v2(tmp_path: Path) -> None:
-    _tree(tmp_path)
+@pytest.mark.parametrize("layout", ["v2", "hybrid"])
+def test_fixture_tree_cgroups(tmp_path: Path, layout: str) -> None:
+    top = _tree(tmp_path, layout=layout)
     snap = open_source(f"host:{tmp_path}").snapshot(Level.TASKS)
-    top = tmp_path / "sys" / "fs" / "cgroup"
     root, app, web = (os.stat(p).st_ino for p in (top, top / "app", top / "app" / "web"))
     assert snap.source == f"host:{tmp_path}"
     assert snap.root_job_koid == root
@@ -711,8 +748,11 @@ def test_fixture_tree_cgroup_v2(tmp_path: Path) -> None:
         "app",
         "web",
     )
-    assert snap.jobs[app].extra == (("memory.current", 1234567),)
-    assert snap.jobs[root].extra == ()  # v2 has no memory.current at the root
+    charge = "memory.current" if layout == "v2" else "memory.usage_in_bytes"
+    assert snap.jobs[app].extra == ((charge, 1234567),)
+    assert snap.jobs[web].extra == ((charge, 7654321),)
+    # v2 has no memory.current at the root; v1 has memory.usage_in_bytes there.
+    assert snap.jobs[root].extra == (() if layout == "v2" else ((charge, 999),))
     child = snap.processes[100]
     assert (child.name, child.state, child.kernel_thread) == ("fixture)child", "running", False)
     assert child.stats is not None
@@ -762,7 +802,7 @@ def run_source(
 
 
 def test_fixture_tree_without_cgroups_follows_the_process_tree(tmp_path: Path) -> None:
-    _tree(tmp_path, cgroup_v2=False)
+    _tree(tmp_path, layout="none")
     snap = HostSource(str(tmp_path)).snapshot(Level.TASKS)
     assert [(e.depth, e.kind, e.obj.koid) for e in snap.walk()] == [
         (0, "j", 0),

@@ -64,8 +64,9 @@ Source (before the tool; the default is --sim):
 
 Tools:
 {tools}
-Each tool's own help: `mxmem ps --help`, `mxmem vmaps help`, `mxmem vmos help`.
-Every tool takes --json for machine-readable output.
+Each tool's own help: `mxmem ps --help`, `mxmem vmaps help`, `mxmem vmos help`,
+`mxmem memgraph --help`, `mxmem treemap --help`, `mxmem kstats -h`, `mxmem k mx`.
+ps, vmaps, vmos, treemap and scenarios take --json for machine-readable output.
 
 Options:
   -h, --help     show this help and exit

@@ -33,8 +33,8 @@ process figures     ``smaps_rollup`` only (one page-table walk, one truncation: 
                     once per sharer).
 shared mm           processes sharing one address space (CLONE_VM without CLONE_THREAD)
                     are counted once: candidates have identical ``smaps_rollup`` text,
-                    ``kcmp(KCMP_VM)`` confirms; all but the lowest pid get zero figures
-                    and a snapshot note names them.
+                    ``kcmp(KCMP_VM)`` confirms; all but the lowest pid get zero PSS,
+                    PRIVATE and SHARED, and a snapshot note names them.
 unreadable          EACCES: ``Process.unreadable = "permission denied"``, sizes unknown
                     (``?``), and one note counts them. A process that exits during the
                     scan (ENOENT/ESRCH) is left out silently.
@@ -52,7 +52,8 @@ mapping             one VMA: base, size, perms, vmo_koid, vmo_offset (file offse
 VMO                 the object behind a mapping or a descriptor, by identity, never by
                     name: a file, device, memfd, tmpfs/shm file or dma-buf by
                     (dev, inode); a SysV segment by (dev, shmid); an anonymous region by
-                    (pid, start address), one per VMA (no COW clone chains);
+                    (pid, start address), one per VMA. There are no COW clones: the
+                    written pages of a MAP_PRIVATE file mapping count to the file's VMO;
                     ``[vdso]``/``[vvar]`` as one kernel-only VMO (koid shown as 0).
                     size = st_size (regular files, shmem), the segment size (SysV), the
                     dma-buf size, or the mapped extent (anonymous, devices);
@@ -622,7 +623,8 @@ class _Scan:
                 hint = (
                     ": run as root to read all"
                     if self.reader.euid() != 0
-                    else ": refused even to root (e.g. a process of an outer user namespace)"
+                    else ": the kernel's ptrace check refused even root (a more privileged"
+                    " process, e.g. one with capabilities this one lacks)"
                 )
             plural = "es" if count != 1 else ""
             self.notes.append(f"{count} process{plural} unreadable ({reason}){hint}")

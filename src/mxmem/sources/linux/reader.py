@@ -175,10 +175,10 @@ class ProcReader:
             st = os.stat(path)
         except OSError as err:
             raise _error(err, path) from err
+        dev = st.st_dev
         return FileStat(
-            os.major(st.st_dev), os.minor(st.st_dev), st.st_ino, st.st_mode, st.st_size,
-            st.st_blocks,
-        )  # fmt: skip
+            os.major(dev), os.minor(dev), st.st_ino, st.st_mode, st.st_size, st.st_blocks
+        )
 
     def exists(self, path: str) -> bool:
         return os.path.exists(path)
