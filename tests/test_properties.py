@@ -577,23 +577,3 @@ def test_share_count_extrapolates_past_64_aspaces(n: int, twice: int, second_pas
         assert stats.shared_bytes == maps * P
         assert stats.private_bytes == 0
         assert stats.scaled_shared_bytes == maps * (P // expected)
-
-
-def test_share_count_hand_examples() -> None:
-    """Two fixed points of the formula above, worked out in full.
-
-    74 processes, the first 64 mapping twice in pairs: L = 138, p64 first met after
-    v = 128 mappings, so 64 + (138 - 128) * 64 // 128 = 64 + 5 = 69 (true count 74).
-    70 processes, then the first 5 again: L = 75, v = 64: 64 + 11 * 64 // 64 = 75.
-    """
-    for n, d, second, expected in ((74, 64, False, 69), (70, 5, True, 75)):
-        k = Kernel()
-        vmo = k.vmo_create(P, "shared", owner=KERNEL)
-        procs = [k.process_create(k.root_job, f"p{i}") for i in range(n)]
-        order = [p for p in procs for _ in range(2 if procs.index(p) < d else 1)]
-        if second:
-            order = procs + procs[:d]
-        for p in order:
-            assert p.aspace is not None and p.aspace.root is not None
-            k.vmar_map(p.aspace.root, vmo)
-        assert vmo.share_count() == expected, (n, d, second)

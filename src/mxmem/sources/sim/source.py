@@ -174,7 +174,9 @@ def kernel_snapshot(
                 while parent is not None and parent not in used:
                     used.add(parent)
                     parent = parent.parent
-            vmos = {v.koid: _vmo(v) for v in kernel.vmos if v in used}
+            # Sorted by koid (creation order for user VMOs) without scanning the global list,
+            # so one process's snapshot costs the same in a small world and a huge one.
+            vmos = {v.koid: _vmo(v) for v in sorted(used, key=lambda v: v.koid)}
     elif level >= Level.TASKS:
         # Accounting needs the share counts of mapped VMOs.
         vmos = {v.koid: _vmo(v) for v in used}
