@@ -575,11 +575,3 @@ def live_aspaces(world: World) -> list[SimAspace]:
     """The kernel aspace and the aspace of every process not yet killed."""
     user = [p.aspace for p in world.processes if p.aspace is not None]
     return [world.kernel.kernel_aspace, *user]
-
-
-def all_job_processes(job: SimJob) -> list[SimProcess]:
-    """Processes of ``job`` and of all its descendant jobs."""
-    out = list(job.processes)
-    for child in job.jobs:
-        out.extend(all_job_processes(child))
-    return out
