@@ -3,6 +3,7 @@ helpers every tool shares (terminal-safe text, C number parsing, stable JSON).""
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import os
@@ -16,7 +17,7 @@ import jsonschema
 import pytest
 
 import mxmem
-from mxmem.cli import TOOLS, main
+from mxmem.cli import TOOL_MODULES, TOOLS, main
 from mxmem.cli.common import strtoull
 from mxmem.cli.scenarios import HELP as SCENARIOS_HELP
 from mxmem.cli.scenarios import run_with, scenarios_json, write_scenarios
@@ -72,9 +73,43 @@ def test_help_lists_every_tool(capsys: pytest.CaptureFixture[str], arg: str) -> 
     width = max(map(len, TOOLS))
     for name, tool in TOOLS.items():
         assert f"\n  {name:<{width}}  {tool.summary}\n" in out
-    assert list(TOOLS) == [
-        "ps", "vmaps", "vmos", "memgraph", "treemap", "kstats", "k", "scenarios"
-    ]
+    assert list(TOOLS) == ["ps", "vmaps", "vmos", "memgraph", "treemap", "kstats", "k", "scenarios"]
+
+
+def test_tool_registry_matches_the_tool_modules() -> None:
+    # The names and summaries are data in mxmem.cli, so that a command imports only the
+    # module of the tool it runs; they must say what each module's TOOL says.
+    for name, (module, summary) in TOOL_MODULES.items():
+        tool = importlib.import_module(module).TOOL
+        assert (tool.name, tool.summary) == (name, summary) == TOOLS[name][:2]
+
+
+IMPORTS_SCRIPT = """
+import sys
+from mxmem.cli import main
+code = main(sys.argv[1:])
+print(code, *sorted(m for m in sys.modules if m.startswith("mxmem.cli.")))
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "modules"),
+    [
+        (["--help"], ["mxmem.cli.common"]),
+        (["ps"], ["mxmem.cli.common", "mxmem.cli.ps"]),
+        (["vmos", "help"], ["mxmem.cli.common", "mxmem.cli.vmos"]),
+    ],
+)
+def test_a_command_imports_only_the_tool_it_runs(args: list[str], modules: list[str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORTS_SCRIPT, *args],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        check=True,
+        timeout=60,
+    )
+    assert proc.stdout.splitlines()[-1].split() == ["0", *modules]
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -251,6 +251,8 @@ def test_help_text(capsys: pytest.CaptureFixture[str]) -> None:
         " --units=?      Fix all sizes to the named unit\n"
         "                where ? is one of [BkMGTPE]\n"
         " --json         Print machine-readable rows (a JSON array)\n"
+        " --swap         Include swapped-out memory in PSS: each process's\n"
+        "                share of it (Linux SwapPss, never Swap)\n"
     )
 
 

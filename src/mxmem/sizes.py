@@ -8,7 +8,6 @@ re-exports both names.
 from __future__ import annotations
 
 import re
-from fractions import Fraction
 
 __all__ = ["UNITS", "parse_size"]
 
@@ -38,6 +37,10 @@ def parse_size(text: str) -> int:
             f"invalid size {text!r}: expected a non-negative number with an optional "
             f"binary unit, e.g. '4096', '4k', '1.5G', '64KiB' (units: B K M G T P E)"
         )
+    # Imported here: fractions (with decimal) is a large import that most commands,
+    # which never parse a size, should not pay for.
+    from fractions import Fraction
+
     number = Fraction(match["num"])  # exact: no float rounding of e.g. "1.1G"
     letter = match["unit"]
     power = 0 if letter is None else UNITS.lower().index(letter.lower())

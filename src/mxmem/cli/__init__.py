@@ -13,28 +13,44 @@ import io
 import os
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 from typing import TextIO
 
-from mxmem.cli import kconsole, kstats, memgraph, ps, scenarios, treemap, vmaps, vmos
-from mxmem.cli.common import LazySource, Tool
+from mxmem.cli.common import LazySource, RunFn, Tool
 from mxmem.errors import MxmemError, UsageError
 from mxmem.render.text import safe_text
 from mxmem.sources import Source
 
-__all__ = ["TOOLS", "main"]
+__all__ = ["TOOLS", "TOOL_MODULES", "main"]
+
+# The tools as data: name -> (module, summary). A command imports only the module of the
+# tool it runs: importing all eight (the sim worlds, the treemap, memgraph...) cost ~25 ms
+# of CPU on every `mxmem --host ps`. tests/test_cli.py checks each entry against its
+# module's own TOOL.
+TOOL_MODULES: dict[str, tuple[str, str]] = {
+    "ps": ("mxmem.cli.ps", "jobs, processes and threads with their PSS/PRIVATE/SHARED memory"),
+    "vmaps": ("mxmem.cli.vmaps", "a process's address space: VMARs and mappings"),
+    "vmos": ("mxmem.cli.vmos", "a process's VMOs, held by handle or mapped"),
+    "memgraph": ("mxmem.cli.memgraph", "the whole system (kernel, tasks, VMOs) as JSON records"),
+    "treemap": ("mxmem.cli.treemap", "memgraph JSON as a zoomable HTML treemap page"),
+    "kstats": ("mxmem.cli.kstats", "kernel memory and per-CPU statistics, every few seconds"),
+    "k": ("mxmem.cli.kconsole", "the kernel console's `mx` commands: ps, jobs, ht, vmos, asd"),
+    "scenarios": ("mxmem.cli.scenarios", "list the simulated worlds --sim=WORLD accepts"),
+}
+
+
+def _deferred(module: str) -> RunFn:
+    """A ``run`` that imports ``module`` on its first call and runs its ``TOOL``."""
+
+    def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
+        tool: Tool = import_module(module).TOOL
+        return tool.run(args, source, out, err)
+
+    return run
+
 
 TOOLS: dict[str, Tool] = {
-    t.name: t
-    for t in (
-        ps.TOOL,
-        vmaps.TOOL,
-        vmos.TOOL,
-        memgraph.TOOL,
-        treemap.TOOL,
-        kstats.TOOL,
-        kconsole.TOOL,
-        scenarios.TOOL,
-    )
+    name: Tool(name, summary, _deferred(module)) for name, (module, summary) in TOOL_MODULES.items()
 }
 
 # Until the Linux host source exists, the simulated kernel's documentation world is the

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple, TextIO
 
-from mxmem.model import Level, Process, Snapshot
+from mxmem.model import ASPACE_NOTE, Level, Process, Snapshot
 from mxmem.render.text import safe_text
 from mxmem.sources import Advancing, Source, open_source
 
@@ -145,7 +145,10 @@ def find_process(
     return snapshot, process
 
 
-def print_notes(tool: str, notes: Sequence[str], err: TextIO) -> None:
-    """A source's accuracy caveats, one line each, after the output."""
+def print_notes(tool: str, notes: Sequence[str], err: TextIO, *, aspace: bool = False) -> None:
+    """A source's accuracy caveats, one line each, after the output. Notes about the
+    kernel address space (:data:`~mxmem.model.ASPACE_NOTE`) only when ``aspace``: only
+    ``k mx asd kernel`` shows it."""
     for note in notes:
-        err.write(f"{tool}: note: {safe_text(note)}\n")
+        if aspace or not note.startswith(ASPACE_NOTE):
+            err.write(f"{tool}: note: {safe_text(note)}\n")

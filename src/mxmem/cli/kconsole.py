@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TextIO
 
-from mxmem.cli.common import Tool
-from mxmem.model import Level, Process, Snapshot
+from mxmem.cli.common import Tool, print_notes
+from mxmem.model import ASPACE_NOTE, Level, Process, Snapshot
 from mxmem.render.kconsole import (
     USAGE,
     write_all_vmos,
@@ -35,6 +35,7 @@ from mxmem.render.kconsole import (
     write_ps,
     write_ps_key,
 )
+from mxmem.render.kconsole_linux import write_linux_ps, write_linux_ps_key
 from mxmem.render.text import safe_text
 from mxmem.sources import Source
 
@@ -101,14 +102,25 @@ def _vmos(args: Sequence[str], source: Source, out: TextIO) -> int:
     return 0
 
 
-def _asd(target: str, source: Source, out: TextIO) -> int:
+def _linux(source: Source) -> bool:
+    """Whether the source is a Linux host (``host``, ``host:ROOT``): ``mx ps`` then
+    counts file descriptors by kind rather than Magenta's handle types."""
+    return source.name == "host" or source.name.startswith("host:")
+
+
+def _asd(target: str, source: Source, out: TextIO, err: TextIO) -> int:
     # Reference counts come from the whole system (handles of every process).
     snapshot = source.snapshot(Level.FULL)
     if target == "kernel":
+        # What the source could not see of the kernel address space (e.g. vmallocinfo
+        # without root), after the dump, on stderr like every tool's notes.
+        notes = [n for n in snapshot.notes if n.startswith(ASPACE_NOTE)]
         if snapshot.kernel_aspace is None:
             out.write("kernel address space not available from this source\n")
+            print_notes("k", notes, err, aspace=True)
             return 1
         write_aspace(snapshot, snapshot.kernel_aspace, out)
+        print_notes("k", notes, err, aspace=True)
         return 0
     process = _process(snapshot, atoul(target), out)
     if process is None:
@@ -156,10 +168,11 @@ def mx(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
         err.write(f"k mx {cmd}: {_LIVE_ONLY[cmd]}\n")
         return 1
     if cmd == "ps":
+        linux = _linux(source)
         if len(rest) == 1 and rest[0] == "help":
-            write_ps_key(out)
+            (write_linux_ps_key if linux else write_ps_key)(out)
         else:
-            write_ps(source.snapshot(Level.FULL), out)
+            (write_linux_ps if linux else write_ps)(source.snapshot(Level.FULL), out)
         return 0
     if cmd == "jobs":
         write_jobs(source.snapshot(Level.TASKS), out)
@@ -175,7 +188,7 @@ def mx(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
     if cmd == "vmos":
         return _vmos(rest, source, out)
     if cmd == "asd":
-        return _asd(rest[0], source, out)
+        return _asd(rest[0], source, out, err)
     # htinfo takes no arguments.
     if rest:
         return _usage(out)

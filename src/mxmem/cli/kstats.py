@@ -24,7 +24,7 @@ from typing import NamedTuple, TextIO
 from mxmem.cli.common import Tool, print_notes
 from mxmem.errors import MxmemError
 from mxmem.model import Level, Snapshot
-from mxmem.render.kstats import cpu_rows, timestamp_line, write_cpu, write_kmem
+from mxmem.render.kstats import cpu_row, cpu_rows, timestamp_line, write_cpu, write_kmem
 from mxmem.render.text import safe_text
 from mxmem.sources import Advancing, Source
 
@@ -56,6 +56,14 @@ CPU stats columns (counts are for the last interval):
   ipi (rs  gen): inter-processor interrupts received
     rs:     reschedule IPIs
     gen:    generic IPIs (TLB shootdowns and other cross-CPU calls)
+  -:      the source keeps no such counter (for that CPU)
+  all:    the whole system, for counters a source keeps only system-wide
+
+On Linux (--host) the counters come from /proc/stat (load; cs system-wide only:
+ctxt), /proc/schedstat when the kernel has it (cs, ylds per CPU), /proc/interrupts
+(hw: numbered device IRQs; tmr: local timer; rs: rescheduling; gen: function call and
+TLB shootdown IPIs) and /proc/vmstat (pagef, system-wide only: pgfault). Linux counts
+no system calls, preemptions, exceptions or timer callbacks: those print -.
 """
 
 MAX_DELAY = 86400.0  # a day; more is a typo (and overflows time.sleep eventually)
@@ -141,7 +149,10 @@ def _reports(opts: KstatsOptions, source: Source, out: TextIO, err: TextIO) -> N
             report.write(timestamp_line(snapshot.timestamp))
         if opts.cpu:
             assert previous is not None
-            write_cpu(cpu_rows(previous.cpus, snapshot.cpus), report)
+            rows = cpu_rows(previous.cpus, snapshot.cpus)
+            if previous.cpu_total is not None and snapshot.cpu_total is not None:
+                rows.append(cpu_row(previous.cpu_total, snapshot.cpu_total))
+            write_cpu(rows, report)
         if opts.memory:
             assert snapshot.kernel is not None
             write_kmem(snapshot.kernel, report)

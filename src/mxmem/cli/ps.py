@@ -13,11 +13,13 @@ from mxmem.accounting.magenta2017 import task_memory
 from mxmem.cli.common import Tool, print_notes, strtoull
 from mxmem.model import Level
 from mxmem.render.jsonout import write_json
-from mxmem.render.ps import ps_json, ps_rows, write_ps
+from mxmem.render.ps import ps_json, ps_rows, reports_swap, swap_pss_total, write_ps
 from mxmem.render.text import safe_text
+from mxmem.render.units import format_size
 from mxmem.sources import Source
 
-# The August 2017 help, with the options later Zircon ps added (-J, --job) and --json.
+# The August 2017 help, with the options later Zircon ps added (-J, --job), --json and
+# --swap (for Linux, where memory can be swapped out).
 HELP = """\
 Usage: ps [options]
 Options:
@@ -28,6 +30,8 @@ Options:
  --units=?      Fix all sizes to the named unit
                 where ? is one of [BkMGTPE]
  --json         Print machine-readable rows (a JSON array)
+ --swap         Include swapped-out memory in PSS: each process's
+                share of it (Linux SwapPss, never Swap)
 """
 
 
@@ -37,6 +41,7 @@ class PsOptions(NamedTuple):
     job_koid: int | None = None
     units: str = ""
     json: bool = False
+    swap: bool = False
 
 
 def parse_args(args: Sequence[str], out: TextIO, err: TextIO) -> PsOptions | int:
@@ -52,6 +57,8 @@ def parse_args(args: Sequence[str], out: TextIO, err: TextIO) -> PsOptions | int
             opts = opts._replace(jobs_only=True)
         elif arg == "--json":
             opts = opts._replace(json=True)
+        elif arg == "--swap":
+            opts = opts._replace(swap=True)
         elif arg.startswith("--units=") and len(arg) == len("--units=") + 1:
             # One character, as ps.c takes it; format_size marks an unknown one with "?".
             opts = opts._replace(units=arg[-1])
@@ -73,12 +80,21 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
         err.write(f"ERROR: no job with koid {opts.job_koid}\n")
         return 1
     memory = task_memory(snapshot)
-    rows = ps_rows(snapshot, memory, start, threads=opts.threads, jobs_only=opts.jobs_only)
+    rows = ps_rows(
+        snapshot, memory, start, threads=opts.threads, jobs_only=opts.jobs_only, swap=opts.swap
+    )
     if opts.json:
-        write_json(ps_json(rows), out)
+        write_json(ps_json(rows, swap_pss=reports_swap(snapshot)), out)
     else:
         write_ps(rows, out, units=opts.units, threads=opts.threads)
     notes = list(snapshot.notes)
+    # The JSON rows carry swap_pss_bytes; the table has no column for it.
+    swapped = 0 if opts.swap or opts.json else swap_pss_total(memory, snapshot, start)
+    if swapped:
+        notes.append(
+            f"{format_size(swapped)} of the processes' memory is swapped out (SwapPss)"
+            " and not in PSS; --swap includes it"
+        )
     totals = memory.jobs.get(start) if start is not None else None
     if totals is not None and totals.unknown:
         # The "?" rows say it for each process; the job rows above them cannot.

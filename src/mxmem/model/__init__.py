@@ -6,7 +6,7 @@ Sources (the simulated Magenta kernel, the live Linux host, capture files) produ
 
 from mxmem.model.cpu import CpuStats
 from mxmem.model.kernel import KernelMemory
-from mxmem.model.snapshot import Level, Snapshot, WalkEntry
+from mxmem.model.snapshot import ASPACE_NOTE, Level, Snapshot, WalkEntry
 from mxmem.model.stats import ZERO_STATS, TaskStats
 from mxmem.model.tasks import Job, Process, ProcessState, Thread, ThreadState
 from mxmem.model.vm import (
@@ -23,6 +23,7 @@ from mxmem.model.vm import (
 )
 
 __all__ = [
+    "ASPACE_NOTE",
     "ZERO_STATS",
     "Aspace",
     "CpuStats",

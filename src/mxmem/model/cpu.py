@@ -13,20 +13,24 @@ class CpuStats:
     clock of its own: load = busy delta / (busy delta + idle delta). Magenta reported
     only ``idle_time`` and kstats took the interval from its own sleep; keeping both
     times lets a source whose snapshots are not exactly ``delay`` apart still be right.
+
+    A counter is ``None`` when the source has no such counter for this CPU (Linux counts
+    no system calls at all, and page faults only system-wide); tools print ``-``, never
+    a made-up 0.
     """
 
     cpu_number: int
     busy_ns: int
     idle_ns: int
-    context_switches: int = 0
-    yields: int = 0  # explicit yields by a running thread
-    preempts: int = 0  # a thread's time slice ran out with another thread waiting
-    irq_preempts: int = 0  # a thread was preempted on the way out of an interrupt
-    exceptions: int = 0  # CPU exceptions other than page faults (bad access, undefined op)
-    page_faults: int = 0
-    syscalls: int = 0
-    interrupts: int = 0  # device (hardware) interrupts; timer interrupts are separate
-    timer_interrupts: int = 0
-    timer_callbacks: int = 0  # kernel timers that fired
-    reschedule_ipis: int = 0  # received from another CPU to make this one reschedule
-    generic_ipis: int = 0  # other inter-processor interrupts received (TLB shootdowns...)
+    context_switches: int | None = 0
+    yields: int | None = 0  # explicit yields by a running thread
+    preempts: int | None = 0  # a thread's time slice ran out with another thread waiting
+    irq_preempts: int | None = 0  # a thread was preempted on the way out of an interrupt
+    exceptions: int | None = 0  # CPU exceptions other than page faults (bad access, undefined op)
+    page_faults: int | None = 0
+    syscalls: int | None = 0
+    interrupts: int | None = 0  # device (hardware) interrupts; timer interrupts are separate
+    timer_interrupts: int | None = 0
+    timer_callbacks: int | None = 0  # kernel timers that fired
+    reschedule_ipis: int | None = 0  # received from another CPU to make this one reschedule
+    generic_ipis: int | None = 0  # other inter-processor interrupts received (TLB shootdowns...)

@@ -14,6 +14,10 @@ from mxmem.model.kernel import KernelMemory
 from mxmem.model.tasks import Job, Process, Thread
 from mxmem.model.vm import Aspace, Vmo
 
+#: Notes about the kernel address space start with this (e.g. what a source could not
+#: read of it); only the tool that shows that address space prints them.
+ASPACE_NOTE = "kernel address space: "
+
 
 class Level(IntEnum):
     """How much a source is asked to collect; each level includes the ones below.
@@ -55,6 +59,9 @@ class Snapshot:
     # Per-CPU counters, cumulative since boot, in CPU number order; () if the source has
     # none. Every level carries them (they are as cheap as the kernel memory figures).
     cpus: tuple[CpuStats, ...] = ()
+    # The whole system's counters (``cpu_number`` -1), for a source that keeps some of
+    # them only system-wide (Linux: context switches, page faults); None otherwise.
+    cpu_total: CpuStats | None = None
 
     def __post_init__(self) -> None:
         for name in ("jobs", "processes", "vmos"):

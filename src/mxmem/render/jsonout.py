@@ -8,7 +8,6 @@ cannot carry an escape sequence from a hostile name, while the decoded string is
 
 from __future__ import annotations
 
-import json
 from typing import TextIO, TypeAlias
 
 __all__ = ["JsonValue", "dumps_json", "write_json"]
@@ -18,6 +17,9 @@ JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, J
 
 def dumps_json(value: JsonValue) -> str:
     """``value`` as one line of JSON (no trailing newline)."""
+    # Imported here: the text tools (ps without --json) never need the json package.
+    import json
+
     return json.dumps(
         value,
         sort_keys=True,

@@ -192,7 +192,9 @@ def write_handles(process: Process, out: TextIO) -> None:
     handles = process.handles or ()
     lines = [f"process [{process.koid}] handles :\n", "handle       koid : type\n"]
     for h in handles:
-        lines.append(f"{h.value:9x}  {h.koid:7d} : {_TYPE_NAMES[h.type]}\n")
+        # Types Magenta did not have (a Linux host's descriptor kinds): their own names.
+        name = _TYPE_NAMES.get(h.type, h.type.name)
+        lines.append(f"{h.value:9x}  {h.koid:7d} : {name}\n")
     lines.append(f"total: {len(handles)} handles\n")
     out.write("".join(lines))
 

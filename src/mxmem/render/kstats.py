@@ -4,7 +4,8 @@
 (§8 records the discrepancy): seven columns, each right-aligned in 10 characters and
 separated by one space (``%10s %10s ...``: the sample's columns end at 10, 21, 32...),
 sizes in fixed M units. ``-c`` prints Magenta's header and, per CPU, the
-changes of its counters between two samples.
+changes of its counters between two samples; a counter the source does not keep prints
+``-``, and a source that keeps some counters only system-wide (Linux) adds an ``all`` row.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "CPU_HEADER",
     "KMEM_HEADER",
     "CpuRow",
+    "cpu_row",
     "cpu_rows",
     "kmem_values",
     "timestamp_line",
@@ -77,40 +79,51 @@ def write_kmem(kmem: KernelMemory, out: TextIO) -> None:
 
 
 class CpuRow(NamedTuple):
-    cpu_number: int
+    cpu_number: int  # -1 for the whole system's row
     load_hundredths: int  # busy share of the interval in 1/100 percent: 10000 is 100.00%
-    counts: tuple[int, ...]  # counter changes, in CPU_COUNTERS order
+    # Counter changes, in CPU_COUNTERS order; None where the source has no such counter.
+    counts: tuple[int | None, ...]
 
 
 _ZERO_CPU = CpuStats(cpu_number=0, busy_ns=0, idle_ns=0)
+
+
+def _change(cur: int | None, prev: int | None) -> int | None:
+    if cur is None or prev is None:
+        return None
+    # A counter that went backwards (a CPU reset) shows 0, not C's wrapped 2**64 - n.
+    return max(cur - prev, 0)
+
+
+def cpu_row(prev: CpuStats, cur: CpuStats) -> CpuRow:
+    """What one CPU (or the whole system) did between two samples."""
+    busy = cur.busy_ns - prev.busy_ns
+    interval = busy + cur.idle_ns - prev.idle_ns
+    # Integer hundredths, truncated, as kstats.c computed busy * 10000 / delay.
+    load = min(max(busy, 0) * 10000 // interval, 10000) if interval > 0 else 0
+    counts = tuple(_change(getattr(cur, name), getattr(prev, name)) for name, _ in CPU_COUNTERS)
+    return CpuRow(cur.cpu_number, load, counts)
 
 
 def cpu_rows(before: Sequence[CpuStats], after: Sequence[CpuStats]) -> list[CpuRow]:
     """One row per CPU of ``after``: what it did since ``before``. A CPU missing from
     ``before`` (brought online since) counts from boot."""
     earlier = {c.cpu_number: c for c in before}
-    rows: list[CpuRow] = []
-    for cur in after:
-        prev = earlier.get(cur.cpu_number, _ZERO_CPU)
-        busy = cur.busy_ns - prev.busy_ns
-        interval = busy + cur.idle_ns - prev.idle_ns
-        # Integer hundredths, truncated, as kstats.c computed busy * 10000 / delay.
-        load = min(max(busy, 0) * 10000 // interval, 10000) if interval > 0 else 0
-        # A counter that went backwards (a CPU reset) shows 0, not C's wrapped 2**64 - n.
-        counts = tuple(max(getattr(cur, name) - getattr(prev, name), 0) for name, _ in CPU_COUNTERS)
-        rows.append(CpuRow(cur.cpu_number, load, counts))
-    return rows
+    return [cpu_row(earlier.get(cur.cpu_number, _ZERO_CPU), cur) for cur in after]
 
 
 def write_cpu(rows: Sequence[CpuRow], out: TextIO) -> None:
-    """The header and the rows: ``%3zu %3u.%02u%%`` for cpu and load, then the counts."""
+    """The header and the rows: ``%3zu %3u.%02u%%`` for cpu and load, then the counts;
+    ``-`` for a counter the source does not keep, ``all`` for the whole system's row."""
     lines = [CPU_HEADER]
     for row in rows:
         whole, hundredths = divmod(row.load_hundredths, 100)
         counts = "".join(
-            f" {n:>{width}}" for n, (_, width) in zip(row.counts, CPU_COUNTERS, strict=True)
+            f" {'-' if n is None else n:>{width}}"
+            for n, (_, width) in zip(row.counts, CPU_COUNTERS, strict=True)
         )
-        lines.append(f"{row.cpu_number:3} {whole:3}.{hundredths:02}%{counts}")
+        cpu = "all" if row.cpu_number < 0 else f"{row.cpu_number:3}"
+        lines.append(f"{cpu} {whole:3}.{hundredths:02}%{counts}")
     out.write("\n".join(lines) + "\n")
 
 

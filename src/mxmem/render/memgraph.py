@@ -20,6 +20,8 @@ Where this differs from the 2017 tool, on purpose:
   2017 tool printed only the first six, which a reader of captures could not undo.
 - Without kernel figures (a source that has none) there are no kernel records and the
   root job's parent is ``""`` rather than a ``kernel/vmo`` record that is not there.
+- A job whose source reports its own memory charge (a Linux cgroup's) has
+  ``charge_bytes``: optional, and not the sum of its processes' PSS.
 
 memgraph.cpp left out the VMOs of its own process (they change while it reads them); a
 snapshot is taken before any rendering and has no memgraph process, so nothing is skipped.
@@ -36,6 +38,7 @@ from typing import TextIO
 from mxmem.accounting.magenta2017 import TaskMemory
 from mxmem.model import Handle, Job, KernelMemory, ObjType, Process, Snapshot, Thread
 from mxmem.render.jsonout import JsonValue
+from mxmem.render.ps import job_charge_bytes
 from mxmem.render.vmos import VmoRow, rights_names, vmos_rows
 
 __all__ = [
@@ -202,15 +205,17 @@ def memgraph_view(
     process_koid = 0  # the walk yields a process's threads right after it
     for _depth, _kind, obj in snapshot.walk(threads=threads):
         if isinstance(obj, Job):
-            records.append(
-                {
-                    "id": f"j/{obj.koid}",
-                    "type": "j",
-                    "koid": obj.koid,
-                    "parent": root_parent if obj.parent_koid is None else f"j/{obj.parent_koid}",
-                    "name": obj.name,
-                }
-            )
+            job: Record = {
+                "id": f"j/{obj.koid}",
+                "type": "j",
+                "koid": obj.koid,
+                "parent": root_parent if obj.parent_koid is None else f"j/{obj.parent_koid}",
+                "name": obj.name,
+            }
+            charge = job_charge_bytes(obj)
+            if charge is not None:
+                job["charge_bytes"] = charge
+            records.append(job)
         elif isinstance(obj, Process):
             process_koid = obj.koid
             record: Record = {

@@ -3,6 +3,13 @@
 :func:`ps_rows` builds the view from a snapshot and its figures; :func:`write_ps` prints
 it byte for byte as Magenta's ``ps.c`` did, :func:`ps_json` as JSON rows (the wire
 format is ``schemas/ps.schema.json``).
+
+Two Linux figures have no column in the table: a process's ``SwapPss`` (its share of
+swapped-out memory: never ``Swap``, which counts a shared swap entry once per sharer)
+is ``swap_pss_bytes`` in JSON, and added to PSS only when asked (``ps --swap``); a
+job's own memory charge (its cgroup's) is ``cgroup_charge_bytes`` in JSON: it is not
+the sum of its processes' PSS (it also holds page cache, kernel memory and the memory
+of processes that have exited, and counts each page once, whole, to one cgroup).
 """
 
 from __future__ import annotations
@@ -15,7 +22,48 @@ from mxmem.render.jsonout import JsonValue
 from mxmem.render.text import safe_text
 from mxmem.render.units import format_size
 
-__all__ = ["PsRow", "ps_json", "ps_rows", "write_ps"]
+__all__ = [
+    "CHARGE_KEYS",
+    "PsRow",
+    "job_charge_bytes",
+    "ps_json",
+    "ps_rows",
+    "reports_swap",
+    "swap_pss_total",
+    "write_ps",
+]
+
+#: The :attr:`Job.extra` keys that hold a job's own memory charge: a cgroup's
+#: ``memory.current`` (v2) or ``memory.usage_in_bytes`` (v1).
+CHARGE_KEYS = ("memory.current", "memory.usage_in_bytes")
+
+
+def job_charge_bytes(job: Job) -> int | None:
+    """The job's own memory charge (its cgroup's), if the source reports one."""
+    for key, value in job.extra:
+        if key in CHARGE_KEYS:
+            return value
+    return None
+
+
+def reports_swap(snapshot: Snapshot) -> bool:
+    """Whether the source reports per-process figures of its own (the Linux host's
+    ``smaps_rollup``), which include ``SwapPss``. Figures derived from mappings (the
+    simulated Magenta kernel, which has no swap) do not."""
+    return any(p.stats is not None for p in snapshot.processes.values())
+
+
+def swap_pss_total(memory: TaskMemory, snapshot: Snapshot, job_koid: int | None) -> int:
+    """Σ SwapPss of the processes under ``job_koid`` (default: the root job)."""
+    start = snapshot.root_job_koid if job_koid is None else job_koid
+    total = 0
+    for koid, stats in memory.processes.items():
+        process = snapshot.processes.get(koid)
+        if stats is None or process is None or not stats.swap_pss_bytes:
+            continue
+        if start in snapshot.ancestors(process.job_koid):
+            total += stats.swap_pss_bytes
+    return total
 
 
 class PsRow(NamedTuple):
@@ -31,6 +79,8 @@ class PsRow(NamedTuple):
     private_bytes: int | None
     shared_bytes: int | None
     state: str | None  # threads only
+    swap_pss_bytes: int | None = None  # processes: SwapPss, when known
+    charge_bytes: int | None = None  # jobs: the cgroup's own charge, when reported
 
 
 def ps_rows(
@@ -40,14 +90,25 @@ def ps_rows(
     *,
     threads: bool = False,
     jobs_only: bool = False,
+    swap: bool = False,
 ) -> list[PsRow]:
     """The rows of ``ps`` for the tree under ``job_koid`` (default: the root job), in
-    Magenta's walk order with depth 0 at the starting job."""
+    Magenta's walk order with depth 0 at the starting job. ``swap`` adds each process's
+    SwapPss to its PSS (and so to its jobs')."""
+    job_swap: dict[int, int] = {}
+    if swap:
+        for koid, stats in memory.processes.items():
+            process = snapshot.processes.get(koid)
+            if stats is None or process is None or not stats.swap_pss_bytes:
+                continue
+            for ancestor in snapshot.ancestors(process.job_koid):
+                job_swap[ancestor] = job_swap.get(ancestor, 0) + stats.swap_pss_bytes
     rows: list[PsRow] = []
     process_koid = 0  # the walk yields a process's threads right after it
     for depth, kind, obj in snapshot.walk(job_koid, threads=threads and not jobs_only):
         if isinstance(obj, Job):
             totals = memory.jobs.get(obj.koid)
+            pss = None if totals is None else totals.pss_bytes + job_swap.get(obj.koid, 0)
             rows.append(
                 PsRow(
                     depth,
@@ -55,10 +116,11 @@ def ps_rows(
                     obj.koid,
                     obj.parent_koid,
                     obj.name,
-                    totals.pss_bytes if totals is not None else None,
+                    pss,
                     totals.private_bytes if totals is not None else None,
                     None,
                     None,
+                    charge_bytes=job_charge_bytes(obj),
                 )
             )
         elif jobs_only:
@@ -73,10 +135,13 @@ def ps_rows(
                     obj.koid,
                     obj.job_koid,
                     obj.name,
-                    stats.pss_bytes if stats is not None else None,
+                    None
+                    if stats is None
+                    else stats.pss_bytes + (stats.swap_pss_bytes if swap else 0),
                     stats.private_bytes if stats is not None else None,
                     stats.shared_bytes if stats is not None else None,
                     None,
+                    swap_pss_bytes=stats.swap_pss_bytes if stats is not None else None,
                 )
             )
         else:
@@ -125,9 +190,11 @@ def write_ps(rows: list[PsRow], out: TextIO, *, units: str = "", threads: bool =
     out.write("".join(lines))
 
 
-def ps_json(rows: list[PsRow]) -> list[JsonValue]:
+def ps_json(rows: list[PsRow], *, swap_pss: bool = False) -> list[JsonValue]:
     """The rows as JSON objects (``schemas/ps.schema.json``); sizes in bytes, ``null``
-    where the text table has a blank or ``?`` cell."""
+    where the text table has a blank or ``?`` cell. ``swap_pss`` adds each process's
+    ``swap_pss_bytes`` (for a source that :func:`reports_swap`); a job with a charge
+    gets ``cgroup_charge_bytes``."""
     out: list[JsonValue] = []
     for row in rows:
         obj: dict[str, JsonValue] = {
@@ -142,5 +209,9 @@ def ps_json(rows: list[PsRow]) -> list[JsonValue]:
         }
         if row.type == "t":
             obj["state"] = row.state
+        elif row.type == "p" and swap_pss:
+            obj["swap_pss_bytes"] = row.swap_pss_bytes
+        elif row.type == "j" and row.charge_bytes is not None:
+            obj["cgroup_charge_bytes"] = row.charge_bytes
         out.append(obj)
     return out

@@ -60,7 +60,8 @@ VMO                 the object behind a mapping or a descriptor, by identity, ne
                     committed = resident pages of the whole object from ``cachestat(2)``
                     (page cache; for shmem excluding swapped pages), else st_blocks * 512
                     for shmem, else Σ Rss of its mappings in this snapshot; SysV: the
-                    ``rss`` of ``/proc/sysvipc/shm``; anonymous: the VMA's Rss.
+                    ``rss`` of ``/proc/sysvipc/shm``; anonymous: the VMA's Pss (pages still
+                    shared copy-on-write after a fork are in every sharer's Rss).
                     share_count = distinct processes mapping it (1 below two mappings, as
                     Magenta), counted over every readable process; num_mappings likewise.
                     ``physical`` for VM_PFNMAP/VM_IO mappings (``pf``/``io`` VmFlags).
@@ -74,16 +75,23 @@ handle              a file descriptor (Level.FULL): memfd, files on tmpfs/shm an
                     OTHER. Rights: r/w from the fdinfo open mode, m for a readable memory
                     object, d and t always (a descriptor can be dup'ed and sent); the
                     fdinfo of non-memory descriptors is not read, so they carry only d t.
-kernel memory       ``/proc/meminfo``, see :func:`kernel_memory`; heap_free from
-                    ``/proc/slabinfo`` (root only) at Level.KMEM and FULL, 0 at TASKS.
+kernel memory       ``/proc/meminfo``, field by field in :mod:`.kernel`; heap_free from
+                    ``/proc/slabinfo`` (root only) at Level.KMEM and for whole-system FULL
+                    snapshots, 0 otherwise.
+CPU counters        every level: ``/proc/stat``, ``/proc/interrupts``, ``/proc/vmstat``,
+                    ``/proc/schedstat``; ``Snapshot.cpu_total`` holds the counters Linux
+                    keeps only system-wide. See :mod:`.kernel`.
+kernel aspace       (Level.FULL without a process list) the x86-64 layout with the areas
+                    of ``/proc/vmallocinfo``, the kernel image and modules; the kernel's
+                    own memory (slab, page tables, vmalloc...) as kernel-only VMOs listed
+                    first. See :mod:`.kernel`.
 ==================  =====================================================================
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
+import functools
 import re
 import stat
 from collections.abc import Collection
@@ -110,6 +118,16 @@ from mxmem.model import (
     Vmo,
 )
 from mxmem.sources.linux import cgroups
+
+# The kernel's own figures (memory by use, CPU counters, the kernel address space);
+# kernel_memory is re-exported for the callers that know it from here.
+from mxmem.sources.linux.kernel import (
+    kernel_memory,
+    read_cpus,
+    read_kernel_memory,
+    read_kernel_space,
+)
+from mxmem.sources.linux.parallel import map_in_threads, useful_workers
 from mxmem.sources.linux.procfs import (
     MemFigures,
     Mount,
@@ -119,9 +137,7 @@ from mxmem.sources.linux.procfs import (
     cgroup_path,
     parse_fdinfo,
     parse_maps,
-    parse_meminfo,
     parse_mountinfo,
-    parse_slab_free,
     parse_smaps,
     parse_smaps_rollup,
     parse_stat,
@@ -152,43 +168,6 @@ class HostSource:
 
 
 # --- pure mappings ---------------------------------------------------------------------
-
-
-def kernel_memory(meminfo: dict[str, int], slab_free: int = 0) -> KernelMemory:
-    """Magenta's kernel memory figures from ``/proc/meminfo`` (bytes).
-
-    A first version; the parts are disjoint and ``other`` is what they leave of
-    ``MemTotal`` (vmalloc, unmapped page-cache bookkeeping, drivers' pages...), so the
-    fields sum to the total unless the kernel's counters overlap (then other is 0).
-    """
-    get = meminfo.get
-    total = get("MemTotal", 0)
-    free = get("MemFree", 0)
-    # The kernel heap: slab caches (SReclaimable + SUnreclaim).
-    heap_total = get("Slab", 0)
-    # Unused objects inside those slabs, from /proc/slabinfo when root can read it.
-    heap_free = min(slab_free, heap_total)
-    # Page tables, including the secondary (KVM/IOMMU) ones.
-    mmu = get("PageTables", 0) + get("SecPageTables", 0)
-    # Memory held by memory objects: anonymous pages + the page cache, which includes
-    # shmem/tmpfs/memfd/SysV (Cached = file pages + Shmem, without SwapCached), + block
-    # device buffers.
-    vmo = get("AnonPages", 0) + get("Cached", 0) + get("Buffers", 0)
-    # Never reclaimed, never a memory object: kernel stacks, per-CPU areas and the
-    # hugetlb pool (reserved pages, used or not).
-    wired = get("KernelStack", 0) + get("Percpu", 0) + get("Hugetlb", 0)
-    other = max(0, total - (free + wired + heap_total + vmo + mmu))
-    return KernelMemory(
-        total_bytes=total,
-        free_bytes=free,
-        wired_bytes=wired,
-        heap_total_bytes=heap_total,
-        heap_free_bytes=heap_free,
-        vmo_bytes=vmo,
-        mmu_bytes=mmu,
-        ipc_bytes=0,
-        other_bytes=other,
-    )
 
 
 def task_stats(figures: MemFigures, mapped_bytes: int) -> TaskStats:
@@ -231,7 +210,11 @@ _KOID_BITS = 52
 
 
 def _fold(key: tuple[object, ...]) -> int:
-    digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
+    # Imported here: only FULL snapshots fold keys, and hashlib loads OpenSSL (~5 ms of
+    # every ps otherwise).
+    from hashlib import blake2b
+
+    digest = blake2b(repr(key).encode(), digest_size=8).digest()
     return (int.from_bytes(digest, "big") >> (64 - _KOID_BITS)) or 1
 
 
@@ -365,13 +348,22 @@ class _Scan:
         self.notes: list[str] = []
         self.koids: dict[int, tuple[object, ...]] = {}
         self.page_size = 4096
+        self.meminfo: dict[str, int] = {}
 
     def run(self, name: str) -> Snapshot:
         now = datetime.now(UTC)
         kernel = self._kernel_memory()
+        cpus, cpu_total = read_cpus(self.reader)
         if self.level < Level.TASKS:
             return Snapshot(
-                source=name, level=self.level, timestamp=now, kernel=kernel, root_job_koid=None
+                source=name,
+                level=self.level,
+                timestamp=now,
+                kernel=kernel,
+                root_job_koid=None,
+                notes=tuple(self.notes),
+                cpus=cpus,
+                cpu_total=cpu_total,
             )
         try:
             pids = self.reader.pids() if self.wanted is None else sorted(self.wanted)
@@ -379,19 +371,25 @@ class _Scan:
             raise SourceError(f"the host source needs Linux's /proc: {err}") from err
         mounts = self._mounts("self")
         hierarchy = cgroups.find_hierarchy(self.reader, mounts)
-        records: dict[int, _Record] = {}
-        for pid in pids:
-            record = self._read_process(pid, hierarchy)
-            if record is not None:
-                records[pid] = record
+        # The smaps_rollup page-table walks are nearly all of ps's time: a few threads
+        # run them on all CPUs at once (see .parallel).
+        read = functools.partial(self._read_process, hierarchy=hierarchy)
+        records = {
+            pid: record
+            for pid, record in zip(pids, map_in_threads(read, pids, useful_workers()), strict=True)
+            if record is not None
+        }
         duplicates = self._shared_address_spaces(records)
         root_koid, jobs, job_of = self._jobs(hierarchy, records)
         processes = {
             pid: self._process(pid, rec, job_of[pid], duplicates) for pid, rec in records.items()
         }
         vmos: dict[int, Vmo] = {}
+        kernel_aspace: Aspace | None = None
         if self.level >= Level.FULL:
             processes, vmos = self._full(processes)
+            if self.wanted is None:
+                kernel_aspace, vmos = self._kernel_space(vmos)
         self._unreadable_note(processes)
         return Snapshot(
             source=name,
@@ -402,23 +400,32 @@ class _Scan:
             jobs=jobs,
             processes=processes,
             vmos=vmos,
+            kernel_aspace=kernel_aspace,
             notes=tuple(self.notes),
+            cpus=cpus,
+            cpu_total=cpu_total,
         )
 
     # --- system-wide files -----------------------------------------------------------
 
     def _kernel_memory(self) -> KernelMemory | None:
-        try:
-            meminfo = parse_meminfo(self.reader.read(f"{self.proc}/meminfo"))
-        except Unreadable:
-            return None
-        slab_free = 0
         # heap_free needs /proc/slabinfo (root only, ~1 ms to generate): read it for the
-        # tools that show kernel memory (KMEM, FULL), not for ps (TASKS).
-        if self.level != Level.TASKS:
-            with contextlib.suppress(Unreadable, ValueError):
-                slab_free = parse_slab_free(self.reader.read(f"{self.proc}/slabinfo"))
-        return kernel_memory(meminfo, slab_free)
+        # tools that show the whole system's kernel memory (KMEM, FULL without a process
+        # list), not for ps (TASKS) or one process's vmaps/vmos.
+        slab = self.level == Level.KMEM or (self.level == Level.FULL and self.wanted is None)
+        figures = read_kernel_memory(self.reader, slab=slab)
+        if figures is None:
+            return None
+        self.meminfo = figures.meminfo
+        self.notes.extend(figures.notes)
+        return figures.memory
+
+    def _kernel_space(self, vmos: dict[int, Vmo]) -> tuple[Aspace | None, dict[int, Vmo]]:
+        """The kernel address space, and the kernel's own VMOs listed before the others
+        (the oldest: the kernel made them at boot). See :mod:`.kernel`."""
+        space = read_kernel_space(self.reader, self.meminfo, self._koid)
+        self.notes.extend(space.notes)
+        return space.aspace, {**{v.koid: v for v in space.vmos}, **vmos}
 
     def _mounts(self, pid: int | str) -> list[Mount]:
         try:
@@ -725,7 +732,11 @@ class _Scan:
         committed = figures.rss + figures.shared_hugetlb + figures.private_hugetlb
         acc.mappers.add(pid)
         acc.num_mappings += 1
-        acc.rss += committed
+        # An anonymous VMO is one process's VMA, but after a fork its pages stay shared
+        # copy-on-write with the parent's and siblings' VMAs, and every one's Rss counts
+        # them: its own memory is the VMA's Pss, so the VMOs of all processes add up to
+        # the pages, each once (memgraph -v | treemap sums them).
+        acc.rss += figures.pss + figures.private_hugetlb if kind == "anon" else committed
         offset = 0 if kind in ("anon", "special") else vma.offset
         acc.extent = max(acc.extent, offset + vma.size)
         if "pf" in vma.vmflags or "io" in vma.vmflags:

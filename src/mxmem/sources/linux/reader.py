@@ -15,13 +15,16 @@ the ``OSError``.
 
 from __future__ import annotations
 
-import ctypes
 import errno
+import functools
 import os
 import stat
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from mxmem.errors import MxmemError
+
+if TYPE_CHECKING:
+    import ctypes
 
 __all__ = ["AccessDenied", "FileStat", "ProcReader", "Unreadable", "Vanished"]
 
@@ -80,18 +83,26 @@ _SYS_CACHESTAT = 451  # the same on every architecture (added after the tables m
 _KCMP_VM = 1
 
 
-class _CachestatRange(ctypes.Structure):
-    _fields_ = (("off", ctypes.c_uint64), ("len", ctypes.c_uint64))
+# ctypes is imported on the first system call, not with this module: ps, which only
+# reads files on most systems, would pay ~5 ms for it on every run.
+@functools.cache
+def _cachestat_structs() -> tuple[type[ctypes.Structure], type[ctypes.Structure]]:
+    """``struct cachestat_range`` and ``struct cachestat`` (include/uapi/linux/mman.h)."""
+    import ctypes
 
+    class CachestatRange(ctypes.Structure):
+        _fields_ = (("off", ctypes.c_uint64), ("len", ctypes.c_uint64))
 
-class _Cachestat(ctypes.Structure):
-    _fields_ = (
-        ("nr_cache", ctypes.c_uint64),
-        ("nr_dirty", ctypes.c_uint64),
-        ("nr_writeback", ctypes.c_uint64),
-        ("nr_evicted", ctypes.c_uint64),
-        ("nr_recently_evicted", ctypes.c_uint64),
-    )
+    class Cachestat(ctypes.Structure):
+        _fields_ = (
+            ("nr_cache", ctypes.c_uint64),
+            ("nr_dirty", ctypes.c_uint64),
+            ("nr_writeback", ctypes.c_uint64),
+            ("nr_evicted", ctypes.c_uint64),
+            ("nr_recently_evicted", ctypes.c_uint64),
+        )
+
+    return CachestatRange, Cachestat
 
 
 # /proc files are read with one os.read of this size: the single-record files (stat,
@@ -156,6 +167,21 @@ class ProcReader:
             os.close(fd)
         return b"".join(chunks).decode("utf-8", "surrogateescape")
 
+    def read_head(self, path: str, size: int) -> str:
+        """At most the first ``size`` bytes of a file (one ``read``): for the few lines
+        wanted from the top of a large generated file (``/proc/kallsyms``, 5 MB)."""
+        try:
+            fd = os.open(path, _O_READ)
+        except OSError as err:
+            raise _error(err, path) from err
+        try:
+            data = os.read(fd, size)
+        except OSError as err:
+            raise _error(err, path) from err
+        finally:
+            os.close(fd)
+        return data.decode("utf-8", "surrogateescape")
+
     def listdir(self, path: str) -> list[str]:
         try:
             return os.listdir(path)
@@ -214,8 +240,14 @@ class ProcReader:
     def page_size(self) -> int:
         return os.sysconf("SC_PAGE_SIZE")
 
+    def clock_ticks(self) -> int:
+        """USER_HZ, the unit of ``/proc/stat``'s CPU times (100 on every Linux ABI)."""
+        return os.sysconf("SC_CLK_TCK") if self.live else 100
+
     def _syscall(self) -> ctypes.CDLL:
         if self._libc is None:
+            import ctypes
+
             self._libc = ctypes.CDLL(None, use_errno=True)
         return self._libc
 
@@ -248,8 +280,11 @@ class ProcReader:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 return None
             libc = self._syscall()
-            whole = _CachestatRange(0, 0)  # len 0: to the end of the file
-            result = _Cachestat()
+            import ctypes
+
+            range_type, result_type = _cachestat_structs()
+            whole = range_type(0, 0)  # len 0: to the end of the file
+            result = result_type()
             if libc.syscall(_SYS_CACHESTAT, fd, ctypes.byref(whole), ctypes.byref(result), 0):
                 return None
             return int(result.nr_cache)
