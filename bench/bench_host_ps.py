@@ -50,6 +50,11 @@ wall time):
 * ``ps_mem`` (per-program totals from ``smaps_rollup``);
 * ``smem -t`` (per-process sums over every VMA of ``smaps``).
 
+Run it on an otherwise idle machine. mxmem's scan reads on one thread per CPU, so on a
+2-CPU machine a busy process elsewhere takes half of what mxmem gains over the
+sequential ``cat``, and it slows the Python tools' startup more than ``cat``'s; the CPU
+column shows what each command costs regardless.
+
 Commands are run by their real paths: a pyenv shim (a bash script) in ``$PATH`` would
 add its own tens of milliseconds to every Python tool. Before timing, the bytecode of
 mxmem and ps_mem is compiled (as ``pip install`` of a wheel does), since under
@@ -737,6 +742,12 @@ def agreement(cmds: Sequence[Command], load: Load) -> None:
 # --- main --------------------------------------------------------------------------------------
 
 
+def _loadavg() -> str:
+    """The 1-minute load average: other work on the machine skews every timing."""
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["--load-parent"]:
@@ -768,8 +779,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdin.readline()
             return 0
         time.sleep(1)  # let the last children's exits and page faults settle
+        before = _loadavg()
         timings = time_commands(cmds, opts.repeat)
         print_timings(timings, opts.repeat, load)
+        print(f"load average (1 min) before and after: {before} / {_loadavg()}")
         time_phases(opts.repeat)
         agreement(cmds, load)
     return 0

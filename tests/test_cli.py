@@ -73,7 +73,18 @@ def test_help_lists_every_tool(capsys: pytest.CaptureFixture[str], arg: str) -> 
     width = max(map(len, TOOLS))
     for name, tool in TOOLS.items():
         assert f"\n  {name:<{width}}  {tool.summary}\n" in out
-    assert list(TOOLS) == ["ps", "vmaps", "vmos", "memgraph", "treemap", "kstats", "k", "scenarios"]
+    assert list(TOOLS) == [
+        "ps",
+        "vmaps",
+        "vmos",
+        "memgraph",
+        "treemap",
+        "kstats",
+        "k",
+        "capture",
+        "digest",
+        "scenarios",
+    ]
 
 
 def test_tool_registry_matches_the_tool_modules() -> None:
@@ -402,3 +413,20 @@ def test_json_is_sorted_compact_and_ascii() -> None:
     )
     with pytest.raises(ValueError):
         dumps_json(float("nan"))
+
+
+def test_default_source_is_the_host(capsys: pytest.CaptureFixture[str]) -> None:
+    # No source option: the tools inspect the machine they run on (this test's process
+    # is in the table).
+    import json
+    import os
+
+    assert main(["ps", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert any(r["type"] == "p" and r["koid"] == os.getpid() for r in rows)
+
+
+@pytest.mark.parametrize("argv", [["--capture"], ["--capture="]])
+def test_capture_option_needs_a_file(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    assert main([*argv, "ps"] if argv == ["--capture="] else argv) == 2
+    assert "needs a file" in capsys.readouterr().err

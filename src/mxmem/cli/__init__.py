@@ -35,6 +35,11 @@ TOOL_MODULES: dict[str, tuple[str, str]] = {
     "treemap": ("mxmem.cli.treemap", "memgraph JSON as a zoomable HTML treemap page"),
     "kstats": ("mxmem.cli.kstats", "kernel memory and per-CPU statistics, every few seconds"),
     "k": ("mxmem.cli.kconsole", "the kernel console's `mx` commands: ps, jobs, ht, vmos, asd"),
+    "capture": (
+        "mxmem.cli.capture",
+        "save a snapshot of the system to a file (read back with --capture)",
+    ),
+    "digest": ("mxmem.cli.digest", "memory grouped into named buckets, as Fuchsia's digest"),
     "scenarios": ("mxmem.cli.scenarios", "list the simulated worlds --sim=WORLD accepts"),
 }
 
@@ -53,9 +58,10 @@ TOOLS: dict[str, Tool] = {
     name: Tool(name, summary, _deferred(module)) for name, (module, summary) in TOOL_MODULES.items()
 }
 
-# Until the Linux host source exists, the simulated kernel's documentation world is the
-# default source.
-DEFAULT_SOURCE = "sim:doc"
+# With no source option the tools inspect the machine they run on; `--sim` alone is the
+# simulated kernel's documentation world.
+DEFAULT_SOURCE = "host"
+SIM_DEFAULT = "sim:doc"
 
 EXIT_USAGE = 2  # a wrong mxmem command line (tools keep Magenta's own codes)
 EXIT_SIGPIPE = 128 + 13
@@ -69,14 +75,17 @@ def _help() -> str:
     return f"""\
 Usage: mxmem [SOURCE] TOOL [ARGS...]
 
-Magenta's 2017 memory tools, over a simulated Magenta kernel.
+Magenta's 2017 memory tools, over the live Linux host, a simulated Magenta kernel
+or a capture file.
 
-Source (before the tool; the default is --sim):
-  --sim          the simulated kernel's default world ({DEFAULT_SOURCE.partition(":")[2]})
-  --sim=WORLD    a simulated world: a built-in name (see `mxmem scenarios`),
-                 scale:N[:SEED], or a world file FILE.toml / FILE.json
+Source (before the tool; the default is --host):
   --host         this Linux system, read from /proc (run as root to see every
                  process)
+  --sim          the simulated kernel's default world ({SIM_DEFAULT.partition(":")[2]})
+  --sim=WORLD    a simulated world: a built-in name (see `mxmem scenarios`),
+                 scale:N[:SEED], or a world file FILE.toml / FILE.json
+  --capture=FILE a capture file: an mxmem snapshot (`mxmem capture`), memgraph
+                 JSON or a Fuchsia memory_monitor capture, gzipped or not
 
 Tools:
 {tools}
@@ -104,7 +113,7 @@ def _dispatch(args: Sequence[str], source: Source | None, out: TextIO, err: Text
             out.write(f"mxmem {__version__}\n")
             return 0
         if arg == "--sim":
-            spec = DEFAULT_SOURCE
+            spec = SIM_DEFAULT
         elif arg.startswith("--sim="):
             world = arg[len("--sim=") :]
             if not world:
@@ -112,6 +121,16 @@ def _dispatch(args: Sequence[str], source: Source | None, out: TextIO, err: Text
             spec = f"sim:{world}"
         elif arg == "--host":
             spec = "host"
+        elif arg == "--capture" or arg.startswith("--capture="):
+            path = arg[len("--capture=") :] if "=" in arg else None
+            if path is None:
+                i += 1
+                if i == len(args):
+                    raise UsageError("--capture needs a file", EXIT_USAGE)
+                path = args[i]
+            if not path:
+                raise UsageError("--capture= needs a file", EXIT_USAGE)
+            spec = f"capture:{path}"
         else:
             raise UsageError(f"unknown option {arg!r}; see `mxmem --help`", EXIT_USAGE)
         i += 1

@@ -9,6 +9,7 @@ from typing import NamedTuple, TextIO
 from mxmem.model import ASPACE_NOTE, Level, Process, Snapshot
 from mxmem.render.text import safe_text
 from mxmem.sources import Advancing, Source, open_source
+from mxmem.sources.capture.memgraph import NO_MAPPINGS_NOTE
 
 RunFn = Callable[[Sequence[str], Source, TextIO, TextIO], int]
 
@@ -115,11 +116,15 @@ def process_args(
 
 
 def find_process(
-    tool: str, koid: int, source: Source, err: TextIO
+    tool: str, koid: int, source: Source, err: TextIO, *, need_mappings: bool = True
 ) -> tuple[Snapshot, Process] | int:
     """A full snapshot of one process, or the exit code after reporting it missing or
-    without an address space."""
+    without an address space. ``need_mappings=False`` (vmos) also accepts a memgraph
+    capture's processes, whose address spaces list mapped VMOs but no addresses."""
     snapshot = source.snapshot(Level.FULL, processes=[koid])
+    if need_mappings and NO_MAPPINGS_NOTE in snapshot.notes:
+        err.write(f"{tool}: {NO_MAPPINGS_NOTE}\n")
+        return 1
     process = snapshot.processes.get(koid)
     if process is None:
         err.write(
@@ -134,7 +139,7 @@ def find_process(
             " MX_ERR_ACCESS_DENIED (-30)\n"
         )
         return 1
-    if process.aspace is None:
+    if process.aspace is None and not (NO_MAPPINGS_NOTE in snapshot.notes and process.handles):
         # A process that has exited has no address space left; the kernel answers
         # BAD_STATE to MX_INFO_PROCESS_MAPS/VMOS then.
         err.write(

@@ -55,7 +55,7 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
     parsed = process_args("vmos", args, out, err, HELP)
     if isinstance(parsed, int):
         return parsed
-    found = find_process("vmos", parsed.koid, source, err)
+    found = find_process("vmos", parsed.koid, source, err, need_mappings=False)
     if isinstance(found, int):
         return found
     snapshot, process = found

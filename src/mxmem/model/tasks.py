@@ -58,6 +58,9 @@ class Process:
     # A Linux kernel thread: a task without a user address space, listed so that
     # ``ps -T`` can show it; its memory figures are zero by definition.
     kernel_thread: bool = False
+    # The VMOs a capture says the process references (a Fuchsia memory_monitor capture),
+    # for sources that have no handles or mappings to derive them from; None otherwise.
+    vmo_koids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -44,7 +44,8 @@ def open_source(spec: str) -> Source:
 
     ``sim`` / ``sim:WORLD`` / ``sim:scale:N`` / ``sim:PATH.toml|json`` — the simulated kernel.
     ``host`` — the running Linux system; ``host:ROOT`` — a tree with ``ROOT/proc`` and
-    ``ROOT/sys`` (a fixture).
+    ``ROOT/sys`` (a fixture). ``capture:PATH`` — a capture file: an mxmem snapshot
+    (``mxmem capture``), memgraph JSON or a Fuchsia memory_monitor capture, gzipped or not.
     """
     kind, _, arg = spec.partition(":")
     if kind == "sim":
@@ -55,6 +56,10 @@ def open_source(spec: str) -> Source:
         from mxmem.sources.linux import open_host
 
         return open_host(arg)
+    if kind == "capture":
+        from mxmem.sources.capture import open_capture
+
+        return open_capture(arg)
     from mxmem.errors import SourceError
 
     raise SourceError(f"unknown source {spec!r}")

@@ -1,0 +1,52 @@
+"""``mxmem digest`` output: a table for people, CSV and JSON with exact bytes."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from mxmem.accounting.digest import Digest
+from mxmem.render.jsonout import JsonValue, write_json
+from mxmem.render.text import safe_text
+
+_UNITS = ("B", "KiB", "MiB", "GiB")
+
+
+def digest_size(size_bytes: int) -> str:
+    """A size as Fuchsia's ``scripts/memory`` Python digests print it: ``%.4g`` of the
+    value in the largest of B/KiB/MiB/GiB that keeps it at least 1 (RFC-0004 IEC units),
+    e.g. ``1023B``, ``1KiB``, ``1.5MiB``, ``12.35GiB``."""
+    value = float(size_bytes)
+    unit = 0
+    while value >= 1024 and unit < len(_UNITS) - 1:
+        value /= 1024
+        unit += 1
+    return f"{value:.4g}{_UNITS[unit]}"
+
+
+def write_digest_human(digest: Digest, out: TextIO) -> None:
+    names = [safe_text(b.name) for b in digest.buckets]
+    width = max([len("BUCKET"), *(len(n) for n in names)])
+    out.write(f"{'BUCKET':<{width}} {'SIZE':>10}\n")
+    for name, bucket in zip(names, digest.buckets, strict=True):
+        out.write(f"{name:<{width}} {digest_size(bucket.size_bytes):>10}\n")
+
+
+def _csv_field(text: str) -> str:
+    # RFC 4180: quote a field holding a comma, quote or line break; double its quotes.
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def write_digest_csv(digest: Digest, out: TextIO) -> None:
+    out.write("bucket,size_bytes,vmos\n")
+    for b in digest.buckets:
+        out.write(f"{_csv_field(safe_text(b.name))},{b.size_bytes},{b.vmo_count}\n")
+
+
+def write_digest_json(digest: Digest, out: TextIO) -> None:
+    buckets: list[JsonValue] = [
+        {"name": b.name, "size_bytes": b.size_bytes, "vmos": b.vmo_count} for b in digest.buckets
+    ]
+    notes: list[JsonValue] = list(digest.notes)
+    write_json({"buckets": buckets, "notes": notes}, out)

@@ -1,0 +1,121 @@
+"""Capture files as a source: a snapshot taken earlier, elsewhere, or on another system.
+
+:func:`open_capture` tells the format by content, never by file name:
+
+- gzip (magic bytes ``1f 8b``) is decompressed first, whatever the name;
+- a JSON object whose first key is ``"format": "mxmem-snapshot"`` is mxmem's own snapshot
+  file (``mxmem capture``; :mod:`.snapshot_file`, ``docs/capture-format.md``);
+- a JSON array is ``memgraph`` output (:mod:`.memgraph`);
+- anything else is taken for a Fuchsia ``memory_monitor`` capture, read by
+  ``mxmem.sources.capture.fuchsia.load(document, name=...)`` (given the parsed JSON).
+
+Every problem with a file is one :class:`~mxmem.errors.SourceError` line naming the file
+and the place in it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import zlib
+from collections.abc import Callable, Collection
+from importlib import import_module
+
+from mxmem.errors import SourceError
+from mxmem.model import Level, Snapshot
+from mxmem.sources.capture.memgraph import NO_MAPPINGS_NOTE
+
+__all__ = ["NO_MAPPINGS_NOTE", "CaptureSource", "load_capture", "open_capture"]
+
+GZIP_MAGIC = b"\x1f\x8b"
+# A decompressed capture larger than this is a gzip bomb, not a system (scale:100000, the
+# largest world, is ~60 MB of snapshot JSON).
+MAX_CAPTURE_BYTES = 4 << 30
+# The mxmem snapshot writer puts "format" first; the sniff looks this far in.
+_SNIFF_BYTES = 256
+
+
+class CaptureSource:
+    """A source over one captured snapshot. Whatever level is asked for, it returns what
+    the file has (a capture cannot collect more later)."""
+
+    def __init__(self, snapshot: Snapshot, name: str) -> None:
+        self._snapshot = snapshot
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def snapshot(
+        self, level: Level = Level.FULL, processes: Collection[int] | None = None
+    ) -> Snapshot:
+        return self._snapshot
+
+
+def _decompress(data: bytes, where: str) -> bytes:
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
+            out = f.read(MAX_CAPTURE_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as err:
+        raise SourceError(f"{where}: damaged gzip data ({err})") from None
+    if len(out) > MAX_CAPTURE_BYTES:
+        raise SourceError(f"{where}: decompresses to more than {MAX_CAPTURE_BYTES} bytes")
+    return out
+
+
+def load_capture(data: bytes, where: str) -> Snapshot:
+    """The snapshot in a capture file's bytes; ``where`` names the file in errors."""
+    from mxmem.sources.capture import memgraph, snapshot_file
+
+    if data[:2] == GZIP_MAGIC:
+        data = _decompress(data, where)
+    head = data[:_SNIFF_BYTES].lstrip(b" \t\r\n")
+    if head.startswith(b"{") and b'"mxmem-snapshot"' in head:
+        return snapshot_file.loads(data, where)
+    if head.startswith(b"["):
+        try:
+            document = json.loads(data)
+        except json.JSONDecodeError as err:
+            snapshot_file.raise_bad_json(where, err)
+        except (RecursionError, ValueError) as err:
+            raise SourceError(f"{where}: $: not valid JSON ({type(err).__name__})") from None
+        return memgraph.from_records(document, where)
+    if head.startswith(b"{") and b'"format"' in head:
+        raise SourceError(f"{where}: $.format: unknown capture format")
+    return _fuchsia(data, where)
+
+
+def _fuchsia(data: bytes, where: str) -> Snapshot:
+    # Parsed here so that any JSON failure (bad UTF-8, nesting past the recursion limit,
+    # an integer of too many digits) is the same one-line error for every format.
+    try:
+        document = json.loads(data)
+    except (RecursionError, ValueError):
+        raise SourceError(f"{where}: unknown capture format (not JSON)") from None
+    if not isinstance(document, dict):
+        raise SourceError(f"{where}: unknown capture format")
+    try:
+        module = import_module("mxmem.sources.capture.fuchsia")
+    except ImportError:
+        raise SourceError(f"{where}: unknown capture format") from None
+    load: Callable[..., object] | None = getattr(module, "load", None)
+    if load is None:
+        raise SourceError(f"{where}: unknown capture format")
+    snapshot = load(document, name=where)
+    if not isinstance(snapshot, Snapshot):
+        raise SourceError(f"{where}: unknown capture format")
+    return snapshot
+
+
+def open_capture(path: str) -> CaptureSource:
+    """A source over the capture file at ``path`` (read and checked now)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_CAPTURE_BYTES + 1)
+    except OSError as err:
+        raise SourceError(f"{path}: {err.strerror or err}") from None
+    if len(data) > MAX_CAPTURE_BYTES:
+        raise SourceError(f"{path}: larger than {MAX_CAPTURE_BYTES} bytes")
+    return CaptureSource(load_capture(data, path), f"capture:{path}")

@@ -1,0 +1,328 @@
+"""Fuchsia memory_monitor captures (``mem --print``, ``PrintCapture``; spec §11.2).
+
+A capture is a JSON object ``{"Time", "Kernel", "Processes", "VmoNames", "Vmos"}``,
+bare or wrapped as ``{"Capture": {...}, "Buckets": [...]}`` (newer memory_monitor; the
+wrapper's buckets are ignored here: ``mxmem digest`` takes its buckets from a file).
+``Processes`` and ``Vmos`` are tables whose first row names the columns; columns are
+found by name, so a newer capture with extra columns (``populated_bytes``) still loads.
+
+How a capture maps onto the model:
+
+- ``Kernel`` -> :class:`KernelMemory` (``total_heap``/``free_heap`` are the heap
+  figures; the pager and discardable fields of newer captures are not modelled).
+- One root job, koid 0, named ``root``, holds every process in capture order. Koid 0 is
+  ``ZX_KOID_INVALID``: no kernel object ever has it, so it cannot collide with a
+  captured process or VMO.
+- A process gets ``vmo_koids`` (the capture's list, each koid once) and no handles or
+  address space: the capture has neither.
+- A VMO's ``size_bytes`` is the capture's ``allocated_bytes``: the capture does not
+  record the VMO's size, and allocated bytes are the nearest figure it has.
+  ``num_children`` counts the captured VMOs naming it as parent; ``share_count`` stays 1
+  (the kernel's figure counts mappings, which a capture does not record).
+- A process's ``stats`` are Fuchsia's Summary figures (spec §11.3), the figures
+  memory_monitor itself prints for the capture: ``private_bytes`` = private,
+  ``scaled_shared_bytes`` = scaled - private, ``shared_bytes`` = total - private,
+  ``mapped_bytes`` = total. So ``ps`` prints PSS = scaled, PRIVATE = private and
+  SHARED = total - private. The rule is :mod:`mxmem.accounting.fuchsia`'s; sources may
+  not import accounting, so :func:`_summary_stats` restates it and the tests check that
+  the two agree.
+
+Every defect of the file raises :class:`~mxmem.errors.SourceError` with one line naming
+the file and the JSON path of the bad value, e.g. ``$.Vmos[17][3]``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from mxmem.errors import SourceError
+from mxmem.model import Job, KernelMemory, Level, Process, Snapshot, TaskStats, Vmo
+
+__all__ = ["CAPTURE_EPOCH", "ROOT_JOB_KOID", "load"]
+
+ROOT_JOB_KOID = 0  # ZX_KOID_INVALID: never a real object's koid
+#: A capture's ``Time`` is monotonic (nanoseconds since boot), not wall-clock time; the
+#: snapshot's timestamp is this epoch plus it, so it is reproducible and says "boot + t".
+CAPTURE_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_KERNEL_FIELDS = (
+    ("total", "total_bytes"),
+    ("free", "free_bytes"),
+    ("wired", "wired_bytes"),
+    ("total_heap", "heap_total_bytes"),
+    ("free_heap", "heap_free_bytes"),
+    ("vmo", "vmo_bytes"),
+    ("mmu", "mmu_bytes"),
+    ("ipc", "ipc_bytes"),
+    ("other", "other_bytes"),
+)
+_PROCESS_COLUMNS = ("koid", "name", "vmos")
+_VMO_COLUMNS = ("koid", "name", "parent_koid", "committed_bytes", "allocated_bytes")
+
+
+class _Reader:
+    """Checks values of one file, naming it and the JSON path in every error."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def fail(self, path: str, message: str) -> SourceError:
+        return SourceError(f"{self.name}: {path}: {message}")
+
+    def obj(self, value: Any, path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"expected an object, got {_kind(value)}")
+        return value
+
+    def array(self, value: Any, path: str) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.fail(path, f"expected an array, got {_kind(value)}")
+        return value
+
+    def key(self, obj: dict[str, Any], key: str, path: str) -> Any:
+        if key not in obj:
+            raise self.fail(path, f"missing key {key!r}")
+        return obj[key]
+
+    def count(self, value: Any, path: str) -> int:
+        # bool is an int in Python but not a number in JSON.
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.fail(path, f"expected a whole number, got {_kind(value)}")
+        if value < 0:
+            raise self.fail(path, f"expected a number >= 0, got {value}")
+        return value
+
+    def text(self, value: Any, path: str) -> str:
+        if not isinstance(value, str):
+            raise self.fail(path, f"expected a string, got {_kind(value)}")
+        return value
+
+    def table(
+        self, value: Any, path: str, columns: tuple[str, ...]
+    ) -> tuple[dict[str, int], list[tuple[str, list[Any]]]]:
+        """A header-row table: column name -> index, and the (path, row) of each row."""
+        rows = self.array(value, path)
+        if not rows:
+            raise self.fail(path, "missing the header row")
+        header = self.array(rows[0], f"{path}[0]")
+        index: dict[str, int] = {}
+        for i, col in enumerate(header):
+            index.setdefault(self.text(col, f"{path}[0][{i}]"), i)
+        for col in columns:
+            if col not in index:
+                raise self.fail(f"{path}[0]", f"the header has no column {col!r}")
+        out: list[tuple[str, list[Any]]] = []
+        for r in range(1, len(rows)):
+            row_path = f"{path}[{r}]"
+            row = self.array(rows[r], row_path)
+            if len(row) != len(header):
+                raise self.fail(
+                    row_path, f"expected {len(header)} values as in the header, got {len(row)}"
+                )
+            out.append((row_path, row))
+        return index, out
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    return f"{value!r}"
+
+
+def load(source: Path | str | bytes | Mapping[str, Any], *, name: str | None = None) -> Snapshot:
+    """A snapshot of a capture: a file path, the file's bytes, or its parsed JSON.
+
+    ``name`` names the capture in errors and in ``Snapshot.source`` (default: the path,
+    or ``<capture>``)."""
+    if isinstance(source, (Path, str)):
+        label = name or str(source)
+        try:
+            raw: bytes = Path(source).read_bytes()
+        except OSError as err:
+            raise SourceError(f"{label}: cannot read: {err.strerror or err}") from err
+        data: Any = _parse(raw, label)
+    elif isinstance(source, bytes):
+        label = name or "<capture>"
+        data = _parse(source, label)
+    else:
+        label = name or "<capture>"
+        data = source
+    return _snapshot(_Reader(label), data)
+
+
+def _parse(raw: bytes, label: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SourceError(f"{label}: not JSON: {err}") from err
+
+
+def _snapshot(r: _Reader, data: Any) -> Snapshot:
+    top = r.obj(data, "$")
+    path = "$"
+    if "Capture" in top:
+        path = "$.Capture"
+        top = r.obj(top["Capture"], path)
+    time_ns = r.count(r.key(top, "Time", path), f"{path}.Time")
+    kernel = _kernel(r, r.key(top, "Kernel", path), f"{path}.Kernel")
+    names_path = f"{path}.VmoNames"
+    names = r.array(r.key(top, "VmoNames", path), names_path)
+    for i, n in enumerate(names):
+        r.text(n, f"{names_path}[{i}]")
+    vmos, vmo_paths = _vmos(r, r.key(top, "Vmos", path), f"{path}.Vmos", names)
+    processes = _processes(r, r.key(top, "Processes", path), f"{path}.Processes", vmos)
+    _check_parents(r, vmos, vmo_paths)
+    processes = _summary_stats(processes, vmos)
+    root = Job(
+        koid=ROOT_JOB_KOID,
+        parent_koid=None,
+        name="root",
+        process_koids=tuple(processes),
+    )
+    return Snapshot(
+        source=f"fuchsia:{r.name}",
+        level=Level.FULL,
+        timestamp=CAPTURE_EPOCH + timedelta(microseconds=time_ns // 1000),
+        kernel=kernel,
+        root_job_koid=ROOT_JOB_KOID,
+        jobs={ROOT_JOB_KOID: root},
+        processes=processes,
+        vmos=vmos,
+    )
+
+
+def _kernel(r: _Reader, value: Any, path: str) -> KernelMemory:
+    obj = r.obj(value, path)
+    fields = {attr: r.count(r.key(obj, key, path), f"{path}.{key}") for key, attr in _KERNEL_FIELDS}
+    return KernelMemory(**fields)
+
+
+def _vmos(
+    r: _Reader, value: Any, path: str, names: list[Any]
+) -> tuple[dict[int, Vmo], dict[int, str]]:
+    col, rows = r.table(value, path, _VMO_COLUMNS)
+    vmos: dict[int, Vmo] = {}
+    paths: dict[int, str] = {}
+    for row_path, row in rows:
+        koid = r.count(row[col["koid"]], f"{row_path}[{col['koid']}]")
+        name_path = f"{row_path}[{col['name']}]"
+        name_index = r.count(row[col["name"]], name_path)
+        if name_index >= len(names):
+            raise r.fail(name_path, f"name index {name_index} is not below {len(names)} VmoNames")
+        parent = r.count(row[col["parent_koid"]], f"{row_path}[{col['parent_koid']}]")
+        committed = r.count(row[col["committed_bytes"]], f"{row_path}[{col['committed_bytes']}]")
+        allocated = r.count(row[col["allocated_bytes"]], f"{row_path}[{col['allocated_bytes']}]")
+        if koid in vmos:
+            raise r.fail(f"{row_path}[{col['koid']}]", f"duplicate VMO koid {koid}")
+        if koid == 0:
+            # Parent koid 0 means "no parent", so no VMO may have it.
+            raise r.fail(f"{row_path}[{col['koid']}]", "VMO koid 0 is ZX_KOID_INVALID")
+        vmos[koid] = Vmo(
+            koid=koid,
+            name=names[name_index],
+            size_bytes=allocated,
+            committed_bytes=committed,
+            parent_koid=parent,
+        )
+        paths[koid] = row_path
+    children: dict[int, int] = {}
+    for vmo in vmos.values():
+        if vmo.parent_koid in vmos:
+            children[vmo.parent_koid] = children.get(vmo.parent_koid, 0) + 1
+    for koid, n in children.items():
+        vmos[koid] = vmos[koid]._replace(num_children=n)
+    return vmos, paths
+
+
+def _check_parents(r: _Reader, vmos: dict[int, Vmo], paths: dict[int, str]) -> None:
+    """Reject a parent cycle: clone parents form a forest. A parent not in the capture
+    is fine (it ends the chain, as in Fuchsia)."""
+    done: set[int] = set()
+    for start in vmos:
+        chain: list[int] = []
+        on_chain: set[int] = set()
+        koid = start
+        while koid in vmos and koid not in done:
+            if koid in on_chain:
+                raise r.fail(paths[koid], f"VMO {koid} is its own ancestor (a parent cycle)")
+            chain.append(koid)
+            on_chain.add(koid)
+            parent = vmos[koid].parent_koid
+            if parent == 0:
+                break
+            koid = parent
+        done.update(chain)
+
+
+def _processes(r: _Reader, value: Any, path: str, vmos: Mapping[int, Vmo]) -> dict[int, Process]:
+    col, rows = r.table(value, path, _PROCESS_COLUMNS)
+    out: dict[int, Process] = {}
+    for row_path, row in rows:
+        koid_path = f"{row_path}[{col['koid']}]"
+        koid = r.count(row[col["koid"]], koid_path)
+        if koid in out:
+            raise r.fail(koid_path, f"duplicate process koid {koid}")
+        if koid == ROOT_JOB_KOID:
+            raise r.fail(koid_path, "process koid 0 is ZX_KOID_INVALID")
+        name = r.text(row[col["name"]], f"{row_path}[{col['name']}]")
+        list_path = f"{row_path}[{col['vmos']}]"
+        refs: dict[int, None] = {}  # memory_monitor lists each VMO once; keep it so
+        for j, v in enumerate(r.array(row[col["vmos"]], list_path)):
+            vkoid = r.count(v, f"{list_path}[{j}]")
+            if vkoid not in vmos:
+                raise r.fail(f"{list_path}[{j}]", f"VMO {vkoid} is not in Vmos")
+            refs[vkoid] = None
+        out[koid] = Process(koid=koid, job_koid=ROOT_JOB_KOID, name=name, vmo_koids=tuple(refs))
+    return out
+
+
+def _summary_stats(processes: dict[int, Process], vmos: Mapping[int, Vmo]) -> dict[int, Process]:
+    """Each process with Fuchsia's Summary figures as its ``stats`` (see the module doc;
+    the same rule as ``mxmem.accounting.fuchsia.summary_sizes``)."""
+    sets: dict[int, set[int]] = {}
+    share: dict[int, int] = {}
+    for pkoid, process in processes.items():
+        vmo_set: set[int] = set()
+        for koid in process.vmo_koids or ():
+            # Ancestors too; parents are acyclic (checked), a missing one ends the chain.
+            while koid in vmos and koid not in vmo_set:
+                vmo_set.add(koid)
+                koid = vmos[koid].parent_koid
+        sets[pkoid] = vmo_set
+        for koid in vmo_set:
+            share[koid] = share.get(koid, 0) + 1
+    out: dict[int, Process] = {}
+    for pkoid, process in processes.items():
+        private = scaled = total = 0
+        for koid in sets[pkoid]:
+            committed = vmos[koid].committed_bytes
+            total += committed
+            scaled += committed // share[koid]
+            if share[koid] == 1:
+                private += committed
+        stats = TaskStats(
+            mapped_bytes=total,
+            private_bytes=private,
+            shared_bytes=total - private,
+            scaled_shared_bytes=scaled - private,
+        )
+        out[pkoid] = Process(
+            koid=pkoid,
+            job_koid=process.job_koid,
+            name=process.name,
+            vmo_koids=process.vmo_koids,
+            stats=stats,
+        )
+    return out

@@ -1,0 +1,418 @@
+"""memgraph JSON (mxmem's or a real Magenta/Zircon system's) as a :class:`Snapshot`.
+
+The records (magenta-tools.md §6) give: kernel records -> :class:`KernelMemory`; ``j``,
+``p`` and ``t`` records -> jobs, processes and threads, linked by their ``parent`` ids
+in record order (the walker's creation order); a process's ``private_bytes``,
+``shared_bytes`` and ``pss_bytes`` -> its ``stats`` (``scaled_shared = pss - private``;
+memgraph has no mapped size, so ``mapped_bytes`` is 0). With ``-v``, each process's
+``vmos`` entries become the snapshot's VMOs (one per koid; entries with koid 0, VMOs
+that only the kernel knows, get koids after the largest in the file and stay
+``kernel_only``), its ``HANDLE`` refs become VMO handles with the listed rights and
+synthesized values 1, 2, 3... (memgraph records no handle values). With ``-H``,
+``handle_stats`` adds handles of the other types (koid 0, no rights).
+
+memgraph records no mappings: only *which* VMOs a process maps. A process's ``MAPPING``
+refs are kept as zero-sized mappings at address 0 in a placeholder address space, so
+``vmos`` and ``memgraph -v`` can list them, and the snapshot carries
+:data:`NO_MAPPINGS_NOTE`: ``vmaps`` (and anything else that needs real addresses)
+refuses such a capture rather than print made-up addresses.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from mxmem.model import (
+    Aspace,
+    Handle,
+    Job,
+    KernelMemory,
+    Level,
+    Mapping,
+    ObjType,
+    Process,
+    Rights,
+    Snapshot,
+    TaskStats,
+    Thread,
+    ThreadState,
+    Vmar,
+    Vmo,
+)
+from mxmem.sources.capture._check import Checker
+
+__all__ = ["CHARGE_KEY", "NO_MAPPINGS_NOTE", "from_records"]
+
+#: The note every memgraph capture carries; tools that need mappings check for it.
+NO_MAPPINGS_NOTE = "this capture has no address spaces (memgraph JSON records no mappings)"
+
+#: The job extra a ``charge_bytes`` field becomes (the name cgroup v2 gives it).
+CHARGE_KEY = "memory.current"
+
+_KERNEL_NAMES = {
+    "physmem": "total_bytes",
+    "free": "free_bytes",
+    "vmo": "vmo_bytes",
+    "heap": "heap_total_bytes",
+    "heap/free": "heap_free_bytes",
+    "wired": "wired_bytes",
+    "mmu": "mmu_bytes",
+    "ipc": "ipc_bytes",
+    "other": "other_bytes",
+}
+_VMO_FIELDS = (
+    "koid",
+    "size_bytes",
+    "parent_koid",
+    "num_children",
+    "num_mappings",
+    "share_count",
+    "committed_bytes",
+)
+_SIZE_FIELDS = ("private_bytes", "shared_bytes", "pss_bytes")
+
+
+@dataclass
+class _RawProcess:
+    koid: int
+    job_koid: int
+    name: str
+    place: str
+    stats: TaskStats | None
+    handle_stats: dict[ObjType, int] | None
+    # (vmo key, via, rights): the key is the koid, or the Vmo itself for a kernel-only
+    # VMO (koid 0), which has nothing else to tell it apart.
+    refs: list[tuple[object, str, int]] = field(default_factory=list)
+    threads: list[Thread] = field(default_factory=list)
+
+
+class _Reader(Checker):
+    def task_ref(self, value: object, prefix: str, place: str) -> int:
+        """The koid of a ``"j/K"`` / ``"p/K"`` parent id."""
+        text = self.str_(value, place)
+        digits = text[len(prefix) :]
+        if not text.startswith(prefix) or not digits.isdigit() or not digits.isascii():
+            self.fail(place, f"parent {json.dumps(text)[:60]} is not a {prefix}<koid> id")
+        return self.int_(int(digits), place)
+
+
+def _rights(reader: _Reader, value: object, place: str) -> int:
+    rights = 0
+    for i, name in enumerate(reader.list_(value, place)):
+        text = reader.str_(name, f"{place}[{i}]")
+        if text not in Rights.__members__ or text in ("NONE", "DEFAULT_VMO"):
+            reader.fail(f"{place}[{i}]", f"unknown right {json.dumps(text)[:40]}")
+        rights |= Rights[text]
+    return rights
+
+
+def from_records(document: object, where: str) -> Snapshot:
+    """Rebuild a snapshot from parsed memgraph JSON; ``where`` names the file in errors."""
+    reader = _Reader(where)
+    records = reader.list_(document, "$")
+    kernel: dict[str, int] = {}
+    heap_allocated: int | None = None
+    jobs: dict[int, tuple[int | None, str, str, int | None]] = {}  # koid -> parent, name, place
+    processes: dict[int, _RawProcess] = {}
+    thread_parents: list[tuple[int, Thread, str]] = []
+    raw_vmos: dict[object, tuple[Vmo, str]] = {}
+    seen_ids: set[str] = set()
+    timestamp: datetime | None = None
+    full = False
+    unknown_states = 0
+    for i, value in enumerate(records):
+        place = f"record {i}"
+        rec = reader.dict_(value, place)
+        rid = rec.get("id")
+        if isinstance(rid, str):
+            place = f"record {i} ({json.dumps(rid)[:60]})"
+            if rid in seen_ids:
+                reader.fail(place, "duplicate id")
+            seen_ids.add(rid)
+        kind = reader.str_(rec.get("type"), f"{place}.type")
+        if kind.startswith("__"):
+            if kind == "__META" and "timestamp" in rec:
+                text = reader.str_(rec["timestamp"], f"{place}.timestamp")
+                try:
+                    timestamp = datetime.fromisoformat(text)
+                except ValueError:
+                    reader.fail(f"{place}.timestamp", "not an ISO 8601 date and time")
+                if timestamp.tzinfo is None:
+                    timestamp = timestamp.replace(tzinfo=UTC)
+            continue
+        if kind == "kernel":
+            name = reader.str_(rid, f"{place}.id")
+            size = reader.int_(rec.get("size_bytes"), f"{place}.size_bytes")
+            short = name.removeprefix("kernel/")
+            if short == "heap/allocated":
+                heap_allocated = size
+            elif short in _KERNEL_NAMES:
+                kernel[_KERNEL_NAMES[short]] = size
+            # Other kernel records (a later system's) have no place in KernelMemory.
+            continue
+        if kind not in ("j", "p", "t"):
+            reader.fail(f"{place}.type", f"unknown record type {json.dumps(kind)[:40]}")
+        koid = reader.int_(rec.get("koid"), f"{place}.koid")
+        if rid != f"{kind}/{koid}":
+            reader.fail(f"{place}.id", f'expected "{kind}/{koid}"')
+        name = reader.str_(rec.get("name"), f"{place}.name")
+        parent = rec.get("parent")
+        if kind == "j":
+            charge = rec.get("charge_bytes")
+            charge_int = None if charge is None else reader.int_(charge, f"{place}.charge_bytes")
+            if isinstance(parent, str) and parent.startswith("j/"):
+                jobs[koid] = (
+                    reader.task_ref(parent, "j/", f"{place}.parent"),
+                    name,
+                    place,
+                    charge_int,
+                )
+            else:
+                # The root job's parent is "kernel/vmo" (or "" without kernel figures).
+                reader.str_(parent, f"{place}.parent")
+                jobs[koid] = (None, name, place, charge_int)
+        elif kind == "p":
+            process = _process(reader, rec, koid, name, place)
+            processes[koid] = process
+            if "vmos" in rec or "vmo_refs" in rec:
+                full = True
+                _vmos(reader, rec, place, process, raw_vmos)
+        else:
+            state_name = reader.str_(rec.get("state"), f"{place}.state")
+            if state_name in ThreadState.__members__:
+                state = ThreadState[state_name]
+            elif state_name == "<UNKNOWN>":
+                state = ThreadState.DEAD
+                unknown_states += 1
+            else:
+                reader.fail(f"{place}.state", f"unknown thread state {json.dumps(state_name)[:40]}")
+            ppid = reader.task_ref(parent, "p/", f"{place}.parent")
+            thread_parents.append((ppid, Thread(koid=koid, name=name, state=state), place))
+    if timestamp is None:
+        reader.fail("$", "no __META record with a timestamp (truncated?)")
+    return _build(
+        reader,
+        where,
+        kernel,
+        heap_allocated,
+        jobs,
+        processes,
+        thread_parents,
+        raw_vmos,
+        timestamp,
+        full=full,
+        unknown_states=unknown_states,
+    )
+
+
+def _process(
+    reader: _Reader, rec: dict[str, object], koid: int, name: str, place: str
+) -> _RawProcess:
+    job = reader.task_ref(rec.get("parent"), "j/", f"{place}.parent")
+    present = [f for f in _SIZE_FIELDS if f in rec]
+    stats = None
+    if present:
+        if len(present) != len(_SIZE_FIELDS):
+            missing = next(f for f in _SIZE_FIELDS if f not in rec)
+            reader.fail(place, f"has {present[0]} but no {missing}")
+        private, shared, pss = (reader.int_(rec[f], f"{place}.{f}") for f in _SIZE_FIELDS)
+        if pss < private:
+            reader.fail(f"{place}.pss_bytes", f"{pss} is less than private_bytes {private}")
+        stats = TaskStats(
+            mapped_bytes=0,
+            private_bytes=private,
+            shared_bytes=shared,
+            scaled_shared_bytes=pss - private,
+        )
+    handle_stats: dict[ObjType, int] | None = None
+    if "handle_stats" in rec:
+        handle_stats = {}
+        counts = reader.dict_(rec["handle_stats"], f"{place}.handle_stats")
+        for type_name, count in counts.items():
+            where = f"{place}.handle_stats.{type_name}"
+            try:
+                obj_type = ObjType(type_name)
+            except ValueError:
+                obj_type = ObjType.OTHER
+            n = reader.int_(count, where, high=2**24)
+            handle_stats[obj_type] = handle_stats.get(obj_type, 0) + n
+    return _RawProcess(koid, job, name, place, stats, handle_stats)
+
+
+def _vmos(
+    reader: _Reader,
+    rec: dict[str, object],
+    place: str,
+    process: _RawProcess,
+    raw_vmos: dict[object, tuple[Vmo, str]],
+) -> None:
+    entries = reader.list_(rec.get("vmos"), f"{place}.vmos")
+    refs = reader.list_(rec.get("vmo_refs"), f"{place}.vmo_refs")
+    if len(entries) != len(refs):
+        reader.fail(f"{place}.vmo_refs", f"{len(refs)} refs for {len(entries)} vmos entries")
+    for n, (entry_value, ref_value) in enumerate(zip(entries, refs, strict=True)):
+        where = f"{place}.vmos[{n}]"
+        entry = reader.dict_(entry_value, where)
+        ints = {f: reader.int_(entry.get(f), f"{where}.{f}") for f in _VMO_FIELDS}
+        vmo = Vmo(
+            koid=ints["koid"],
+            name=reader.str_(entry.get("name"), f"{where}.name"),
+            size_bytes=ints["size_bytes"],
+            committed_bytes=ints["committed_bytes"],
+            parent_koid=ints["parent_koid"],
+            num_children=ints["num_children"],
+            num_mappings=ints["num_mappings"],
+            share_count=ints["share_count"],
+            kernel_only=ints["koid"] == 0,
+        )
+        # A kernel-only VMO has no koid to tell it apart: the same figures are the same VMO.
+        key: object = vmo.koid if vmo.koid else vmo
+        if key not in raw_vmos:
+            raw_vmos[key] = (vmo, where)
+        ref_place = f"{place}.vmo_refs[{n}]"
+        ref = reader.dict_(ref_value, ref_place)
+        if reader.int_(ref.get("vmo_koid"), f"{ref_place}.vmo_koid") != vmo.koid:
+            reader.fail(f"{ref_place}.vmo_koid", f"does not match vmos[{n}].koid {vmo.koid}")
+        via = reader.list_(ref.get("via"), f"{ref_place}.via", 1)
+        if via[0] == "HANDLE":
+            rights = _rights(reader, ref.get("handle_rights", []), f"{ref_place}.handle_rights")
+            process.refs.append((key, "HANDLE", rights))
+        elif via[0] == "MAPPING":
+            process.refs.append((key, "MAPPING", 0))
+        else:
+            reader.fail(f"{ref_place}.via[0]", 'expected "HANDLE" or "MAPPING"')
+
+
+def _build(
+    reader: _Reader,
+    where: str,
+    kernel_fields: dict[str, int],
+    heap_allocated: int | None,
+    jobs_raw: dict[int, tuple[int | None, str, str, int | None]],
+    processes_raw: dict[int, _RawProcess],
+    thread_parents: list[tuple[int, Thread, str]],
+    raw_vmos: dict[object, tuple[Vmo, str]],
+    timestamp: datetime,
+    *,
+    full: bool,
+    unknown_states: int,
+) -> Snapshot:
+    kernel = None
+    if kernel_fields or heap_allocated is not None:
+        if "heap_free_bytes" not in kernel_fields and heap_allocated is not None:
+            heap = kernel_fields.get("heap_total_bytes", 0)
+            kernel_fields["heap_free_bytes"] = max(heap - heap_allocated, 0)
+        kernel_fields.setdefault("ipc_bytes", 0)
+        for name, attr in _KERNEL_NAMES.items():
+            if attr not in kernel_fields:
+                reader.fail("$", f"no kernel/{name} record")
+        kernel = KernelMemory(**kernel_fields)
+    # Jobs: parents, children in record order, exactly one root, no cycles.
+    roots = [k for k, (parent, *_rest) in jobs_raw.items() if parent is None]
+    if jobs_raw and len(roots) != 1:
+        reader.fail("$", f"{len(roots)} root jobs (records whose parent is not a job); expected 1")
+    children: dict[int, list[int]] = {k: [] for k in jobs_raw}
+    for koid, (parent, _name, place, _charge) in jobs_raw.items():
+        if parent is not None:
+            if parent not in jobs_raw:
+                reader.fail(f"{place}.parent", f"job {parent} has no record")
+            children[parent].append(koid)
+    rooted: set[int] = set()
+    for koid, (_parent, _name, place, _charge) in jobs_raw.items():
+        chain: list[int] = []
+        cur: int | None = koid
+        while cur is not None and cur not in rooted:
+            chain.append(cur)
+            if len(chain) > len(jobs_raw):
+                reader.fail(f"{place}.parent", f"job {koid}'s parent chain is a cycle")
+            cur = jobs_raw[cur][0]
+        rooted.update(chain)
+    job_processes: dict[int, list[int]] = {k: [] for k in jobs_raw}
+    for koid, raw in processes_raw.items():
+        if raw.job_koid not in jobs_raw:
+            reader.fail(f"{raw.place}.parent", f"job {raw.job_koid} has no record")
+        job_processes[raw.job_koid].append(koid)
+    for ppid, thread, place in thread_parents:
+        if ppid not in processes_raw:
+            reader.fail(f"{place}.parent", f"process {ppid} has no record")
+        processes_raw[ppid].threads.append(thread)
+    # VMOs: user koids as they are; kernel-only ones numbered after every koid in the file.
+    used = set(jobs_raw) | set(processes_raw) | {t.koid for _p, t, _w in thread_parents}
+    used |= {k for k in raw_vmos if isinstance(k, int)}
+    next_koid = max(used, default=0) + 1
+    vmos: dict[int, Vmo] = {}
+    koid_of: dict[object, int] = {}
+    for key, (vmo, _place) in raw_vmos.items():
+        if isinstance(key, int):
+            vmos[key] = vmo
+            koid_of[key] = key
+        else:
+            vmos[next_koid] = vmo._replace(koid=next_koid)
+            koid_of[key] = next_koid
+            next_koid += 1
+    notes = [NO_MAPPINGS_NOTE]
+    lost_handles = 0
+    processes: dict[int, Process] = {}
+    for koid, raw in processes_raw.items():
+        handles: list[Handle] | None = None
+        aspace = None
+        if full or raw.handle_stats is not None:
+            handles = []
+        mappings: list[Vmar | Mapping] = []
+        for ref_key, via, rights in raw.refs:
+            vmo = vmos[koid_of[ref_key]]
+            if via == "HANDLE":
+                assert handles is not None
+                handles.append(Handle(len(handles) + 1, vmo.koid, ObjType.VMO, rights))
+            else:
+                mappings.append(Mapping(0, 0, 0, vmo.koid, 0, 0, vmo.name))
+        if raw.handle_stats is not None:
+            assert handles is not None
+            for obj_type, count in raw.handle_stats.items():
+                if obj_type is ObjType.VMO:
+                    # VMO handles the capture does not list cannot name their VMO.
+                    lost_handles += max(count - len(handles), 0)
+                    continue
+                for _ in range(count):
+                    handles.append(Handle(len(handles) + 1, 0, obj_type, 0))
+        if full:
+            root = Vmar(koid=0, name="unknown", base=0, size=0, children=tuple(mappings))
+            aspace = Aspace(name="unknown", base=0, size=0, root=root)
+        processes[koid] = Process(
+            koid=koid,
+            job_koid=raw.job_koid,
+            name=raw.name,
+            threads=tuple(raw.threads),
+            handles=None if handles is None else tuple(handles),
+            aspace=aspace,
+            stats=raw.stats,
+            unreadable=None if raw.stats is not None else "memgraph recorded no sizes",
+        )
+    if lost_handles:
+        notes.append(f"{lost_handles} VMO handles are counted in handle_stats but not listed")
+    if unknown_states:
+        notes.append(f"{unknown_states} threads had state <UNKNOWN>; they are shown as dead")
+    jobs = {
+        koid: Job(
+            koid=koid,
+            parent_koid=parent,
+            name=name,
+            process_koids=tuple(job_processes[koid]),
+            child_koids=tuple(children[koid]),
+            extra=() if charge is None else ((CHARGE_KEY, charge),),
+        )
+        for koid, (parent, name, _place, charge) in jobs_raw.items()
+    }
+    return Snapshot(
+        source=f"capture:{where}",
+        level=Level.FULL if full else Level.TASKS,
+        timestamp=timestamp,
+        kernel=kernel,
+        root_job_koid=roots[0] if roots else None,
+        jobs=jobs,
+        processes=processes,
+        vmos=dict(sorted(vmos.items())),
+        notes=tuple(notes),
+    )

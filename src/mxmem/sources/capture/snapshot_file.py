@@ -1,0 +1,498 @@
+"""mxmem's own snapshot files: a lossless, versioned JSON form of a :class:`Snapshot`.
+
+:func:`dumps` and :func:`loads` are exact inverses: ``loads(dumps(s)) == s`` for every
+snapshot whose references are consistent (what every source produces). The format is
+documented in ``docs/capture-format.md``; bulk objects (mappings, VMOs, threads,
+handles) are positional arrays so that a large system's file stays small.
+
+Loading checks everything — types, ranges, duplicate koids, references to missing
+objects, cycles in parent chains — and reports the first problem as one
+:class:`~mxmem.errors.SourceError` line with its JSON path (``$.processes[3].koid``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import fields
+from datetime import datetime
+from typing import Any, NoReturn
+
+from mxmem.model import (
+    Aspace,
+    CpuStats,
+    Handle,
+    Job,
+    KernelMemory,
+    Level,
+    Mapping,
+    ObjType,
+    Process,
+    ProcessState,
+    Snapshot,
+    TaskStats,
+    Thread,
+    ThreadState,
+    Vmar,
+    Vmo,
+)
+from mxmem.sources.capture._check import Checker, describe
+
+__all__ = ["FORMAT", "VERSION", "dumps", "from_json", "loads", "to_json"]
+
+FORMAT = "mxmem-snapshot"
+VERSION = 1
+
+# VMARs nest a few levels deep in any real address space; a deeper tree is damage (and
+# would otherwise exhaust the interpreter's recursion limit).
+MAX_VMAR_DEPTH = 64
+
+_VMO_PHYSICAL = 1
+_VMO_KERNEL_ONLY = 2
+
+_KERNEL_FIELDS = tuple(f.name for f in fields(KernelMemory))
+_CPU_FIELDS = tuple(f.name for f in fields(CpuStats))
+
+
+# --- saving ------------------------------------------------------------------------------
+
+
+def _stats(stats: TaskStats) -> list[int]:
+    return [
+        stats.mapped_bytes,
+        stats.private_bytes,
+        stats.shared_bytes,
+        stats.scaled_shared_bytes,
+        stats.swap_pss_bytes,
+    ]
+
+
+def _vmar(vmar: Vmar) -> list[Any]:
+    children: list[Any] = []
+    for child in vmar.children:
+        if isinstance(child, Vmar):
+            children.append(_vmar(child))
+        else:
+            m = child
+            entry: list[Any] = [
+                "M",
+                m.base,
+                m.size,
+                int(m.perms),
+                m.vmo_koid,
+                m.vmo_offset,
+                m.committed_bytes,
+                m.name,
+            ]
+            if m.stats is not None:
+                entry.append(_stats(m.stats))
+            children.append(entry)
+    return ["R", vmar.koid, vmar.name, vmar.base, vmar.size, children]
+
+
+def _aspace(aspace: Aspace | None) -> dict[str, Any] | None:
+    if aspace is None:
+        return None
+    return {"n": aspace.name, "b": aspace.base, "s": aspace.size, "r": _vmar(aspace.root)}
+
+
+def _cpu(cpu: CpuStats | None) -> dict[str, Any] | None:
+    if cpu is None:
+        return None
+    return {name: getattr(cpu, name) for name in _CPU_FIELDS}
+
+
+def _process(p: Process) -> dict[str, Any]:
+    out: dict[str, Any] = {"k": p.koid, "j": p.job_koid, "n": p.name, "s": p.state.value}
+    # Defaults are left out: most processes have no source figures and no notes.
+    if p.threads:
+        out["t"] = [[t.koid, t.name, t.state.value] for t in p.threads]
+    if p.handles is not None:
+        out["h"] = [[h.value, h.koid, h.type.value, int(h.rights)] for h in p.handles]
+    if p.aspace is not None:
+        out["a"] = _aspace(p.aspace)
+    if p.stats is not None:
+        out["st"] = _stats(p.stats)
+    if p.unreadable is not None:
+        out["u"] = p.unreadable
+    if p.kernel_thread:
+        out["kt"] = True
+    return out
+
+
+def _vmo(v: Vmo) -> list[Any]:
+    flags = (_VMO_PHYSICAL if v.physical else 0) | (_VMO_KERNEL_ONLY if v.kernel_only else 0)
+    return [
+        v.koid,
+        v.name,
+        v.size_bytes,
+        v.committed_bytes,
+        v.parent_koid,
+        v.num_children,
+        v.num_mappings,
+        v.share_count,
+        flags,
+        v.phys_base,
+    ]
+
+
+def to_json(snapshot: Snapshot) -> dict[str, Any]:
+    """The snapshot as a JSON-ready object (``format`` and ``version`` first)."""
+    kernel = snapshot.kernel
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "source": snapshot.source,
+        "level": snapshot.level.name,
+        "timestamp": snapshot.timestamp.isoformat(),
+        "kernel": None if kernel is None else {n: getattr(kernel, n) for n in _KERNEL_FIELDS},
+        "cpus": [_cpu(c) for c in snapshot.cpus],
+        "cpu_total": _cpu(snapshot.cpu_total),
+        "root_job": snapshot.root_job_koid,
+        "jobs": [
+            [
+                j.koid,
+                j.parent_koid,
+                j.name,
+                list(j.process_koids),
+                list(j.child_koids),
+                [[k, v] for k, v in j.extra],
+            ]
+            for j in snapshot.jobs.values()
+        ],
+        "processes": [_process(p) for p in snapshot.processes.values()],
+        "vmos": [_vmo(v) for v in snapshot.vmos.values()],
+        "kernel_aspace": _aspace(snapshot.kernel_aspace),
+        "notes": list(snapshot.notes),
+    }
+
+
+def dumps(snapshot: Snapshot) -> str:
+    """The snapshot file's text: one line of compact, ASCII-only JSON (non-ASCII and
+    undecodable characters of names are ``\\u`` escapes, so any name survives)."""
+    return json.dumps(to_json(snapshot), separators=(",", ":"), ensure_ascii=True) + "\n"
+
+
+# --- loading -----------------------------------------------------------------------------
+
+
+class _Loader(Checker):
+    def stats(self, value: object, place: str) -> TaskStats:
+        items = self.list_(value, place, 5)
+        mapped, private, shared, scaled, swap = (
+            self.int_(x, f"{place}[{i}]") for i, x in enumerate(items)
+        )
+        return TaskStats(
+            mapped_bytes=mapped,
+            private_bytes=private,
+            shared_bytes=shared,
+            scaled_shared_bytes=scaled,
+            swap_pss_bytes=swap,
+        )
+
+    def mapping(self, items: list[object], place: str) -> Mapping:
+        if len(items) not in (8, 9):
+            self.fail(place, f"expected 8 or 9 elements, got {len(items)}")
+        ints = [self.int_(items[i], f"{place}[{i}]") for i in (1, 2, 3, 4, 5, 6)]
+        base, size, perms, vmo_koid, vmo_offset, committed = ints
+        if perms > 7:
+            self.fail(f"{place}[3]", f"{perms} is not a permission set (0-7)")
+        name = self.str_(items[7], f"{place}[7]")
+        stats = self.stats(items[8], f"{place}[8]") if len(items) == 9 else None
+        return Mapping(base, size, perms, vmo_koid, vmo_offset, committed, name, stats)
+
+    def vmar(self, value: object, place: str, depth: int = 0) -> Vmar:
+        if depth > MAX_VMAR_DEPTH:
+            self.fail(place, f"VMARs nested more than {MAX_VMAR_DEPTH} deep")
+        items = self.list_(value, place, 6)
+        if items[0] != "R":
+            self.fail(f"{place}[0]", 'expected "R" (a VMAR)')
+        koid = self.int_(items[1], f"{place}[1]")
+        name = self.str_(items[2], f"{place}[2]")
+        base = self.int_(items[3], f"{place}[3]")
+        size = self.int_(items[4], f"{place}[4]")
+        children: list[Vmar | Mapping] = []
+        for i, child in enumerate(self.list_(items[5], f"{place}[5]")):
+            where = f"{place}[5][{i}]"
+            entry = self.list_(child, where)
+            tag = entry[0] if entry else None
+            if tag == "R":
+                children.append(self.vmar(entry, where, depth + 1))
+            elif tag == "M":
+                children.append(self.mapping(entry, where))
+            else:
+                self.fail(f"{where}[0]", 'expected "R" (a VMAR) or "M" (a mapping)')
+        return Vmar(koid=koid, name=name, base=base, size=size, children=tuple(children))
+
+    def aspace(self, value: object, place: str) -> Aspace | None:
+        if value is None:
+            return None
+        obj = self.dict_(value, place)
+        return Aspace(
+            name=self.str_(obj.get("n"), f"{place}.n"),
+            base=self.int_(obj.get("b"), f"{place}.b"),
+            size=self.int_(obj.get("s"), f"{place}.s"),
+            root=self.vmar(obj.get("r"), f"{place}.r"),
+        )
+
+    def cpu(self, value: object, place: str) -> CpuStats:
+        obj = self.dict_(value, place)
+        values: dict[str, Any] = {}
+        for name in _CPU_FIELDS:
+            if name not in obj:
+                self.fail(place, f"missing {name!r}")
+            if name == "cpu_number":
+                # The whole system's counters are CPU -1.
+                values[name] = self.int_(obj[name], f"{place}.{name}", low=-1)
+            elif name in ("busy_ns", "idle_ns"):
+                values[name] = self.int_(obj[name], f"{place}.{name}")
+            else:
+                values[name] = self.opt_int(obj[name], f"{place}.{name}")
+        return CpuStats(**values)
+
+    def enum_value(self, enum: Any, value: object, place: str) -> Any:
+        text = self.str_(value, place)
+        try:
+            return enum(text)
+        except ValueError:
+            self.fail(place, f"unknown {enum.__name__} {text!r}")
+
+    def process(self, value: object, place: str) -> Process:
+        obj = self.dict_(value, place)
+        threads: list[Thread] = []
+        for i, t in enumerate(self.list_(obj.get("t", []), f"{place}.t")):
+            where = f"{place}.t[{i}]"
+            items = self.list_(t, where, 3)
+            threads.append(
+                Thread(
+                    koid=self.int_(items[0], f"{where}[0]"),
+                    name=self.str_(items[1], f"{where}[1]"),
+                    state=self.enum_value(ThreadState, items[2], f"{where}[2]"),
+                )
+            )
+        handles: list[Handle] | None = None
+        if obj.get("h") is not None:
+            handles = []
+            for i, h in enumerate(self.list_(obj["h"], f"{place}.h")):
+                where = f"{place}.h[{i}]"
+                items = self.list_(h, where, 4)
+                handles.append(
+                    Handle(
+                        self.int_(items[0], f"{where}[0]"),
+                        self.int_(items[1], f"{where}[1]"),
+                        self.enum_value(ObjType, items[2], f"{where}[2]"),
+                        self.int_(items[3], f"{where}[3]", high=2**32),
+                    )
+                )
+        return Process(
+            koid=self.int_(obj.get("k"), f"{place}.k"),
+            job_koid=self.int_(obj.get("j"), f"{place}.j"),
+            name=self.str_(obj.get("n"), f"{place}.n"),
+            state=self.enum_value(ProcessState, obj.get("s"), f"{place}.s"),
+            threads=tuple(threads),
+            handles=None if handles is None else tuple(handles),
+            aspace=self.aspace(obj.get("a"), f"{place}.a"),
+            stats=None if obj.get("st") is None else self.stats(obj["st"], f"{place}.st"),
+            unreadable=self.opt_str(obj.get("u"), f"{place}.u"),
+            kernel_thread=self.bool_(obj.get("kt", False), f"{place}.kt"),
+        )
+
+    def job(self, value: object, place: str) -> Job:
+        items = self.list_(value, place, 6)
+        extra: list[tuple[str, int]] = []
+        for i, pair in enumerate(self.list_(items[5], f"{place}[5]")):
+            where = f"{place}[5][{i}]"
+            kv = self.list_(pair, where, 2)
+            extra.append((self.str_(kv[0], f"{where}[0]"), self.int_(kv[1], f"{where}[1]")))
+        return Job(
+            koid=self.int_(items[0], f"{place}[0]"),
+            parent_koid=self.opt_int(items[1], f"{place}[1]"),
+            name=self.str_(items[2], f"{place}[2]"),
+            process_koids=self.koids(items[3], f"{place}[3]"),
+            child_koids=self.koids(items[4], f"{place}[4]"),
+            extra=tuple(extra),
+        )
+
+    def koids(self, value: object, place: str) -> tuple[int, ...]:
+        return tuple(self.int_(k, f"{place}[{i}]") for i, k in enumerate(self.list_(value, place)))
+
+    def vmo(self, value: object, place: str) -> Vmo:
+        items = self.list_(value, place, 10)
+        ints = [self.int_(items[i], f"{place}[{i}]") for i in (0, 2, 3, 4, 5, 6, 7, 8, 9)]
+        koid, size, committed, parent, children, mappings, share, flags, phys_base = ints
+        if flags > _VMO_PHYSICAL | _VMO_KERNEL_ONLY:
+            self.fail(f"{place}[8]", f"unknown VMO flags {flags}")
+        return Vmo(
+            koid=koid,
+            name=self.str_(items[1], f"{place}[1]"),
+            size_bytes=size,
+            committed_bytes=committed,
+            parent_koid=parent,
+            num_children=children,
+            num_mappings=mappings,
+            share_count=share,
+            physical=bool(flags & _VMO_PHYSICAL),
+            kernel_only=bool(flags & _VMO_KERNEL_ONLY),
+            phys_base=phys_base,
+        )
+
+    def timestamp(self, value: object, place: str) -> datetime:
+        text = self.str_(value, place)
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(place, "not an ISO 8601 date and time")
+
+    def level(self, value: object, place: str) -> Level:
+        text = self.str_(value, place)
+        if text not in Level.__members__:
+            self.fail(place, f"unknown level {text!r} (KMEM, TASKS or FULL)")
+        return Level[text]
+
+
+def _unique(
+    loader: _Loader, koids: Iterable[int], what: str, place: str
+) -> None:  # place holds "{}" for the index
+    seen: set[int] = set()
+    for i, koid in enumerate(koids):
+        if koid in seen:
+            loader.fail(place.format(i), f"duplicate {what} koid {koid}")
+        seen.add(koid)
+
+
+def _check_references(loader: _Loader, snap: Snapshot) -> None:
+    """Every koid a snapshot refers to names an object in it (but for processes a job
+    lists: see below), each job and process is listed by its parent, and parent chains
+    end at the root."""
+    jobs, processes, vmos = snap.jobs, snap.processes, snap.vmos
+    if snap.root_job_koid is not None and snap.root_job_koid not in jobs:
+        loader.fail("$.root_job", f"job {snap.root_job_koid} is not in $.jobs")
+    if jobs and snap.root_job_koid is None:
+        loader.fail("$.root_job", "null, but there are jobs")
+    for i, job in enumerate(jobs.values()):
+        place = f"$.jobs[{i}]"
+        if job.parent_koid is None:
+            if job.koid != snap.root_job_koid:
+                loader.fail(f"{place}[1]", f"job {job.koid} has no parent but is not the root")
+        elif job.parent_koid not in jobs:
+            loader.fail(f"{place}[1]", f"parent job {job.parent_koid} is not in $.jobs")
+        elif job.koid not in jobs[job.parent_koid].child_koids:
+            loader.fail(f"{place}[1]", f"parent job {job.parent_koid} does not list job {job.koid}")
+        for n, child in enumerate(job.child_koids):
+            if child not in jobs or jobs[child].parent_koid != job.koid:
+                loader.fail(f"{place}[4][{n}]", f"job {child} is not a child job of {job.koid}")
+        for n, pkoid in enumerate(job.process_koids):
+            # A live source may list a process that exited before it was read (the walk
+            # skips it); one that is there must belong to this job.
+            if pkoid in processes and processes[pkoid].job_koid != job.koid:
+                loader.fail(f"{place}[3][{n}]", f"process {pkoid} is not a process of {job.koid}")
+    # Parent chains: a job reaches the root in fewer steps than there are jobs.
+    rooted: set[int] = set()
+    for i, job in enumerate(jobs.values()):
+        chain: list[int] = []
+        koid: int | None = job.koid
+        while koid is not None and koid not in rooted:
+            chain.append(koid)
+            if len(chain) > len(jobs):
+                loader.fail(f"$.jobs[{i}][1]", f"job {job.koid}'s parent chain is a cycle")
+            koid = jobs[koid].parent_koid
+        rooted.update(chain)
+    for i, process in enumerate(processes.values()):
+        place = f"$.processes[{i}]"
+        if process.job_koid not in jobs:
+            loader.fail(f"{place}.j", f"job {process.job_koid} is not in $.jobs")
+        if process.koid not in jobs[process.job_koid].process_koids:
+            loader.fail(f"{place}.j", f"job {process.job_koid} does not list the process")
+        for n, handle in enumerate(process.handles or ()):
+            if handle.type is ObjType.VMO and handle.koid not in vmos:
+                loader.fail(f"{place}.h[{n}][1]", f"VMO {handle.koid} is not in $.vmos")
+        if process.aspace is not None:
+            for mapping in process.aspace.mappings():
+                if mapping.vmo_koid not in vmos:
+                    loader.fail(
+                        f"{place}.a", f"a mapping's VMO {mapping.vmo_koid} is not in $.vmos"
+                    )
+    for i, vmo in enumerate(vmos.values()):
+        steps = 0
+        parent = vmo.parent_koid
+        while parent:
+            if parent not in vmos:
+                loader.fail(f"$.vmos[{i}][4]", f"parent VMO {parent} is not in $.vmos")
+            steps += 1
+            if steps > len(vmos):
+                loader.fail(f"$.vmos[{i}][4]", f"VMO {vmo.koid}'s parent chain is a cycle")
+            parent = vmos[parent].parent_koid
+
+
+def from_json(document: object, where: str) -> Snapshot:
+    """Rebuild a snapshot from its parsed JSON; ``where`` names the file in errors."""
+    loader = _Loader(where)
+    top = loader.dict_(document, "$")
+    if top.get("format") != FORMAT:
+        loader.fail("$.format", f"not an mxmem snapshot (expected {FORMAT!r})")
+    version = top.get("version")
+    if version != VERSION or isinstance(version, bool):
+        loader.fail("$.version", f"unsupported version {describe(version)} (this mxmem reads 1)")
+    kernel = None
+    if top.get("kernel") is not None:
+        obj = loader.dict_(top["kernel"], "$.kernel")
+        kernel = KernelMemory(
+            **{n: loader.int_(obj.get(n), f"$.kernel.{n}") for n in _KERNEL_FIELDS}
+        )
+    cpus = tuple(
+        loader.cpu(c, f"$.cpus[{i}]") for i, c in enumerate(loader.list_(top.get("cpus"), "$.cpus"))
+    )
+    cpu_total = (
+        None if top.get("cpu_total") is None else loader.cpu(top["cpu_total"], "$.cpu_total")
+    )
+    jobs = [
+        loader.job(j, f"$.jobs[{i}]") for i, j in enumerate(loader.list_(top.get("jobs"), "$.jobs"))
+    ]
+    processes = [
+        loader.process(p, f"$.processes[{i}]")
+        for i, p in enumerate(loader.list_(top.get("processes"), "$.processes"))
+    ]
+    vmos = [
+        loader.vmo(v, f"$.vmos[{i}]") for i, v in enumerate(loader.list_(top.get("vmos"), "$.vmos"))
+    ]
+    _unique(loader, (j.koid for j in jobs), "job", "$.jobs[{}][0]")
+    _unique(loader, (p.koid for p in processes), "process", "$.processes[{}].k")
+    _unique(loader, (v.koid for v in vmos), "VMO", "$.vmos[{}][0]")
+    notes = tuple(
+        loader.str_(n, f"$.notes[{i}]")
+        for i, n in enumerate(loader.list_(top.get("notes"), "$.notes"))
+    )
+    snapshot = Snapshot(
+        source=loader.str_(top.get("source"), "$.source"),
+        level=loader.level(top.get("level"), "$.level"),
+        timestamp=loader.timestamp(top.get("timestamp"), "$.timestamp"),
+        kernel=kernel,
+        root_job_koid=loader.opt_int(top.get("root_job"), "$.root_job"),
+        jobs={j.koid: j for j in jobs},
+        processes={p.koid: p for p in processes},
+        vmos={v.koid: v for v in vmos},
+        kernel_aspace=loader.aspace(top.get("kernel_aspace"), "$.kernel_aspace"),
+        notes=notes,
+        cpus=cpus,
+        cpu_total=cpu_total,
+    )
+    _check_references(loader, snapshot)
+    return snapshot
+
+
+def loads(text: str | bytes, where: str) -> Snapshot:
+    """Parse a snapshot file's text (see :func:`from_json`)."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise_bad_json(where, err)
+    except (RecursionError, ValueError) as err:
+        # Nesting deeper than the parser's recursion limit, bytes that are not UTF-8, an
+        # integer of more digits than Python converts.
+        Checker(where).fail("$", f"not valid JSON ({type(err).__name__})")
+    return from_json(document, where)
+
+
+def raise_bad_json(where: str, err: json.JSONDecodeError) -> NoReturn:
+    """A JSON syntax error (a truncated or damaged file) as a one-line SourceError."""
+    Checker(where).fail(f"line {err.lineno} column {err.colno}", f"not valid JSON: {err.msg}")
