@@ -14,6 +14,7 @@ one comes after one interval; ``-m`` alone prints its first report at once.
 
 from __future__ import annotations
 
+import gc
 import getopt
 import io
 import re
@@ -138,6 +139,9 @@ def _reports(opts: KstatsOptions, source: Source, out: TextIO, err: TextIO) -> N
     while True:
         if opts.cpu or count:
             deadline += opts.delay
+            # The CLI runs tools with the cyclic GC off (cli.main); a report loop that may
+            # run for days collects between reports instead.
+            gc.collect()
             time.sleep(max(deadline - time.monotonic(), 0.0))
             if isinstance(source, Advancing):
                 source.advance(opts.delay)
