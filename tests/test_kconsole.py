@@ -77,8 +77,9 @@ def root_vmar(p: SimProcess) -> SimVmar:
 def k(
     capsys: pytest.CaptureFixture[str], *args: str, kernel: Kernel | None = None
 ) -> tuple[int, str, str]:
+    # Without a kernel of its own, the simulated doc world (the CLI's default is the host).
     source = SimSource(kernel) if kernel is not None else None
-    code = main(["k", *args], source=source)
+    code = main(["--sim", "k", *args], source=source)
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -946,7 +946,7 @@ def test_ps_swap_pss_and_cgroup_charge(tmp_path: Path, capsys: pytest.CaptureFix
     jobs = [r for r in records if r["type"] == "j"]
     assert [j.get("charge_bytes") for j in jobs] == [None, 32 * MiB]
     # And the sim's JSON has neither field.
-    assert main(["ps", "--json"]) == 0
+    assert main(["--sim", "ps", "--json"]) == 0
     sim_rows = json.loads(capsys.readouterr().out)
     assert not any("swap_pss_bytes" in r or "cgroup_charge_bytes" in r for r in sim_rows)
 

@@ -81,6 +81,8 @@ class PsRow(NamedTuple):
     state: str | None  # threads only
     swap_pss_bytes: int | None = None  # processes: SwapPss, when known
     charge_bytes: int | None = None  # jobs: the cgroup's own charge, when reported
+    # A Linux kernel thread has no user memory: its size cells stay blank in the table.
+    kernel_thread: bool = False
 
 
 def ps_rows(
@@ -142,6 +144,7 @@ def ps_rows(
                     stats.shared_bytes if stats is not None else None,
                     None,
                     swap_pss_bytes=stats.swap_pss_bytes if stats is not None else None,
+                    kernel_thread=obj.kernel_thread,
                 )
             )
         else:
@@ -155,7 +158,7 @@ def ps_rows(
 
 
 def _size_cells(row: PsRow, units: str) -> tuple[str, str, str]:
-    if row.type == "t":
+    if row.type == "t" or row.kernel_thread:
         return "", "", ""
     if row.type == "p" and row.pss_bytes is None:
         return "?", "?", "?"  # figures unknown (e.g. unreadable), not zero
