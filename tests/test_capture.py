@@ -170,6 +170,81 @@ def test_capture_source_ignores_the_level() -> None:
     assert source.snapshot(Level.TASKS, processes=[1]) is snapshot
 
 
+class _Fixed:
+    """The "live" side of a host round trip: one snapshot, whatever is asked of it, so
+    the comparison is not with a host that changed in between."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+
+    @property
+    def name(self) -> str:
+        return "fixed"
+
+    def snapshot(self, level: Level = Level.FULL, processes: object = None) -> Snapshot:
+        return self._snapshot
+
+
+@pytest.fixture(scope="module")
+def host_snapshot() -> Snapshot:
+    from mxmem.sources.linux.host import HostSource
+
+    return HostSource().snapshot(Level.FULL)
+
+
+HOST_COMMANDS = [
+    ["ps"],
+    ["ps", "-T"],
+    ["memgraph", "-vtH"],
+    ["k", "mx", "ps"],
+    ["k", "mx", "vmos", "hidden"],
+    ["vmaps", str(os.getpid())],
+    ["vmos", str(os.getpid())],
+]
+
+
+@pytest.mark.skipif(not LINUX, reason="needs Linux /proc with smaps_rollup")
+@pytest.mark.parametrize("compress", [False, True])
+def test_every_tool_prints_the_same_on_a_host_capture(
+    host_snapshot: Snapshot, compress: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live = _Fixed(host_snapshot)
+    path = tmp_path / ("host.gz" if compress else "host.json")
+    assert capture(["-o", str(path)], live) == (0, "", "")
+    captured = open_source(f"capture:{path}")
+    assert_same_snapshot(captured.snapshot(Level.FULL), host_snapshot)
+    for command in HOST_COMMANDS:
+        expected = run(command, live, capsys)
+        assert expected[0] == 0, (command, expected[2])
+        assert expected[1], command  # the test's own process is there to print
+        assert run(command, captured, capsys) == expected, command
+
+
+@pytest.mark.skipif(not LINUX, reason="needs Linux /proc with smaps_rollup")
+def test_host_memgraph_round_trip(
+    host_snapshot: Snapshot, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # memgraph -vt of the host, read back with --capture, prints the same records but for
+    # the timestamp, which is the time of the second run.
+    code, text, _err = run(["memgraph", "-vt"], _Fixed(host_snapshot), capsys)
+    assert code == 0
+    path = tmp_path / "host-memgraph.json"
+    path.write_text(text)
+    code, again, err = run(["memgraph", "-vt"], open_source(f"capture:{path}"), capsys)
+    assert code == 0
+    assert f"memgraph: note: {NO_MAPPINGS_NOTE}\n" in err
+    records, again_records = json.loads(text), json.loads(again)
+    assert len(records) > len(host_snapshot.processes)
+    meta = [r for r in records if r["type"] == "__META"]
+    again_meta = [r for r in again_records if r["type"] == "__META"]
+    assert [set(r) for r in again_meta] == [set(r) for r in meta] == [{"type", "timestamp"}]
+    lines, again_lines = text.splitlines(), again.splitlines()
+    assert len(again_lines) == len(lines)
+    for line, again_line in zip(lines, again_lines, strict=True):
+        if '"__META"' not in line:
+            assert again_line == line
+
+
 # --- memgraph JSON as a source ------------------------------------------------------------
 
 

@@ -83,6 +83,7 @@ def test_help_lists_every_tool(capsys: pytest.CaptureFixture[str], arg: str) -> 
         "k",
         "capture",
         "digest",
+        "diff",
         "scenarios",
     ]
 

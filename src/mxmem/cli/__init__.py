@@ -41,6 +41,7 @@ TOOL_MODULES: dict[str, tuple[str, str]] = {
         "save a snapshot of the system to a file (read back with --capture)",
     ),
     "digest": ("mxmem.cli.digest", "memory grouped into named buckets, as Fuchsia's digest"),
+    "diff": ("mxmem.cli.diff", "what changed between two captures or sources, sorted by growth"),
     "scenarios": ("mxmem.cli.scenarios", "list the simulated worlds --sim=WORLD accepts"),
 }
 
@@ -92,7 +93,7 @@ Tools:
 {tools}
 Each tool's own help: `mxmem ps --help`, `mxmem vmaps help`, `mxmem vmos help`,
 `mxmem memgraph --help`, `mxmem treemap --help`, `mxmem kstats -h`, `mxmem k mx`.
-ps, vmaps, vmos, treemap and scenarios take --json for machine-readable output.
+ps, vmaps, vmos, treemap, diff and scenarios take --json; digest takes --output json.
 
 Options:
   -h, --help     show this help and exit

@@ -41,6 +41,7 @@ from typing import Any
 
 from mxmem.errors import SourceError
 from mxmem.model import Job, KernelMemory, Level, Process, Snapshot, TaskStats, Vmo
+from mxmem.sources.capture._check import U64_LIMIT, describe
 
 __all__ = ["CAPTURE_EPOCH", "ROOT_JOB_KOID", "load"]
 
@@ -94,6 +95,10 @@ class _Reader:
             raise self.fail(path, f"expected a whole number, got {_kind(value)}")
         if value < 0:
             raise self.fail(path, f"expected a number >= 0, got {value}")
+        if value >= U64_LIMIT:
+            # Every figure of a capture is 64-bit; a larger one is damage (and a huge
+            # Time overflowed datetime: an OverflowError, not a SourceError).
+            raise self.fail(path, f"expected a number below 2**64, got {describe(value)}")
         return value
 
     def text(self, value: Any, path: str) -> str:
