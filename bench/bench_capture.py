@@ -13,9 +13,11 @@ Once, for ``scale:N``:
 * ``load``: :func:`open_capture` of each file in a fresh interpreter, so that its peak
   RSS is the loader's own and not this process's (which holds the world). Peak RSS is
   the child's ``ru_maxrss`` as ``os.wait4`` reports it for that one child (started by
-  a small launcher process: see ``_LAUNCHER``); the same
-  interpreter importing the loader and stopping is shown as the baseline, so the
-  difference is what loading costs;
+  a small launcher process: see ``_LAUNCHER``); the same interpreter importing the
+  loader and stopping is shown as the baseline, so the difference is what loading
+  costs. Each file is loaded twice: as a library caller would (the cyclic GC on) and
+  with the GC off, as the ``mxmem`` command runs (``cli.main``: a load builds millions
+  of acyclic objects, which the GC rescans over and over);
 * ``ps``: the ``mxmem --capture FILE ps`` command against ``mxmem --sim=scale:N ps``
   (which rebuilds the world), output to ``/dev/null``, wall time and peak RSS.
 
@@ -49,9 +51,11 @@ from mxmem.sources.sim.worlds import build  # noqa: E402
 # Run in the child: import the loader (the baseline), then load the file unless told not
 # to, and report the load's wall time as JSON on stdout.
 _LOADER = """\
-import json, sys, time
+import gc, json, sys, time
 from mxmem.sources.capture import open_capture
 t = 0.0
+if sys.argv[2:] == ["nogc"]:
+    gc.disable()
 if sys.argv[1] != "-":
     start = time.perf_counter()
     source = open_capture(sys.argv[1])
@@ -161,14 +165,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("loading ...", file=sys.stderr, flush=True)
         base = run_measured([python, "-c", _LOADER, "-"])
         rows.append(("interpreter + loader import", f"{base.seconds:7.2f} s", "", _rss(base)))
-        for path in (plain, packed):
-            run = run_measured([python, "-c", _LOADER, str(path)])
+        for path, gc_flag in ((plain, ""), (packed, ""), (plain, "nogc"), (packed, "nogc")):
+            run = run_measured([python, "-c", _LOADER, str(path), *([gc_flag] if gc_flag else [])])
             report = json.loads(run.stdout)
             if report["processes"] < n:
                 sys.exit(f"{path}: loaded {report['processes']} processes, expected >= {n}")
             rows.append(
                 (
-                    f"load {path.name[len(f'scale-{n}') :]}",
+                    f"load {path.name[len(f'scale-{n}') :]}" + (" (gc off)" if gc_flag else ""),
                     f"{report['seconds']:7.2f} s",
                     "",
                     f"{_rss(run)} (+{(run.max_rss_kib - base.max_rss_kib) / 1024:.0f} MiB)",
