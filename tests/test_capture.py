@@ -632,3 +632,25 @@ def test_fuzz_byte_damage(
     for where, byte in flips:
         raw[min(int(where * len(raw)), len(raw) - 1)] = byte
     _load_or_source_error(bytes(raw[: max(1, int(cut * len(raw)))]))
+
+
+def test_views_a_capture_cannot_serve_say_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # memgraph JSON has VMO references but no addresses; a Fuchsia capture only lists
+    # the VMOs each process references: vmaps and `k mx asd <pid>` (and vmos on a
+    # Fuchsia capture) refuse in one line with exit 1 instead of printing placeholders.
+    from mxmem.cli import main
+
+    memgraph = tmp_path / "mg.json"
+    assert main(["--sim", "memgraph", "-vt"]) == 0
+    memgraph.write_text(capsys.readouterr().out)
+    fuchsia = Path(__file__).parent / "fixtures" / "fuchsia" / "test_snapshot.json"
+    for capture, koid, tools in (
+        (memgraph, "1043", (["vmaps"], ["k", "mx", "asd"])),
+        (fuchsia, "32269", (["vmaps"], ["vmos"], ["k", "mx", "asd"])),
+    ):
+        for tool in tools:
+            assert main([f"--capture={capture}", *tool, koid]) == 1
+            out, err = capsys.readouterr()
+            assert out == "" and err.count("\n") == 1 and "this capture has no address" in err

@@ -115,6 +115,28 @@ def process_args(
     return ProcessArgs(koid, json)
 
 
+FUCHSIA_NO_ASPACE = (
+    "this capture has no address spaces, handles or mappings (a Fuchsia memory_monitor"
+    " capture records only which VMOs each process references)"
+)
+
+
+def capture_lacks(snapshot: Snapshot, process: Process | None, *, mappings: bool) -> str | None:
+    """Why a capture cannot show a process's address space (``mappings``) or its VMO
+    references, or ``None`` when it can: a memgraph file has references but no
+    addresses; a Fuchsia capture only lists the VMOs each process references."""
+    if mappings and NO_MAPPINGS_NOTE in snapshot.notes:
+        return NO_MAPPINGS_NOTE
+    if (
+        process is not None
+        and process.aspace is None
+        and process.handles is None
+        and process.vmo_koids is not None
+    ):
+        return FUCHSIA_NO_ASPACE
+    return None
+
+
 def find_process(
     tool: str, koid: int, source: Source, err: TextIO, *, need_mappings: bool = True
 ) -> tuple[Snapshot, Process] | int:
@@ -122,10 +144,11 @@ def find_process(
     without an address space. ``need_mappings=False`` (vmos) also accepts a memgraph
     capture's processes, whose address spaces list mapped VMOs but no addresses."""
     snapshot = source.snapshot(Level.FULL, processes=[koid])
-    if need_mappings and NO_MAPPINGS_NOTE in snapshot.notes:
-        err.write(f"{tool}: {NO_MAPPINGS_NOTE}\n")
-        return 1
     process = snapshot.processes.get(koid)
+    lacking = capture_lacks(snapshot, process, mappings=need_mappings)
+    if lacking is not None:
+        err.write(f"{tool}: {lacking}\n")
+        return 1
     if process is None:
         err.write(
             f"ERROR: couldn't find process with koid {koid}: MX_ERR_NOT_FOUND (-25)\n"

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TextIO
 
-from mxmem.cli.common import Tool, print_notes
+from mxmem.cli.common import Tool, capture_lacks, print_notes
 from mxmem.model import ASPACE_NOTE, Level, Process, Snapshot
 from mxmem.render.kconsole import (
     USAGE,
@@ -124,6 +124,10 @@ def _asd(target: str, source: Source, out: TextIO, err: TextIO) -> int:
         return 0
     process = _process(snapshot, atoul(target), out)
     if process is None:
+        return 1
+    lacking = capture_lacks(snapshot, process, mappings=True)
+    if lacking is not None:
+        err.write(f"k mx asd: {lacking}\n")
         return 1
     if process.aspace is None:
         # An exited process has no address space left (the kernel would have crashed).
