@@ -654,3 +654,24 @@ def test_views_a_capture_cannot_serve_say_so_in_one_line(
             assert main([f"--capture={capture}", *tool, koid]) == 1
             out, err = capsys.readouterr()
             assert out == "" and err.count("\n") == 1 and "this capture has no address" in err
+
+
+def test_loading_restores_the_collector_state(tmp_path: Path) -> None:
+    # load_capture turns the cyclic GC off while it builds the snapshot (for speed) and
+    # must hand it back as it found it, also when the file is bad.
+    import gc
+
+    from mxmem.errors import SourceError
+    from mxmem.sources.capture import load_capture
+
+    assert gc.isenabled()
+    with pytest.raises(SourceError):
+        load_capture(b"[1, 2", "bad.json")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(SourceError):
+            load_capture(b"[1, 2", "bad.json")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
