@@ -28,6 +28,7 @@ from typing import TypeVar
 
 import jsonschema
 import pytest
+from users import as_nobody
 
 from mxmem.cli import main
 from mxmem.model import Level, ObjType, ProcessState, Rights, Vmar
@@ -569,30 +570,6 @@ def test_identical_but_separate_processes_are_not_merged() -> None:
 # --- permissions ---------------------------------------------------------------------------
 
 
-def _as_nobody(work: Callable[[], str]) -> str:
-    """Run ``work`` in a forked child switched to uid/gid 65534 and return its text."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child reports through the pipe
-        code = 1
-        try:
-            os.setgroups([])
-            os.setresgid(65534, 65534, 65534)
-            os.setresuid(65534, 65534, 65534)
-            os.write(w, work().encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(w)
-    chunks = []
-    while chunk := os.read(r, 1 << 16):
-        chunks.append(chunk)
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    return b"".join(chunks).decode()
-
-
 @linux_only
 @pytest.mark.skipif(not ROOT, reason="switching to another user needs root")
 def test_other_users_processes_are_unknown_not_zero() -> None:
@@ -608,7 +585,7 @@ def test_other_users_processes_are_unknown_not_zero() -> None:
             sys.stdout, sys.stderr = saved
         return out.getvalue() + "\x00" + err.getvalue()
 
-    out, err = _as_nobody(ps).split("\x00")
+    out, err = as_nobody(ps).split("\x00")
     (line,) = [ln for ln in out.splitlines() if ln.split()[0] == f"p:{me}"]
     assert line.split()[1:4] == ["?", "?", "?"]  # root's test process, unreadable
     assert "unreadable (permission denied): run as root to read all" in err

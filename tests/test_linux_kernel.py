@@ -30,6 +30,7 @@ from textwrap import dedent
 
 import jsonschema
 import pytest
+from users import as_nobody
 
 from mxmem.cli import main
 from mxmem.model import ASPACE_NOTE, Level, Mapping, Vmar, Vmo
@@ -775,29 +776,6 @@ def test_asd_kernel_on_the_host(capsys: pytest.CaptureFixture[str]) -> None:
         assert "readable by root only" not in err
 
 
-def _as_nobody(work: Callable[[], str]) -> str:
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child reports through the pipe
-        code = 1
-        try:
-            os.setgroups([])
-            os.setresgid(65534, 65534, 65534)
-            os.setresuid(65534, 65534, 65534)
-            os.write(w, work().encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(w)
-    chunks = []
-    while chunk := os.read(r, 1 << 16):
-        chunks.append(chunk)
-    os.close(r)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    return b"".join(chunks).decode()
-
-
 @linux_only
 @pytest.mark.skipif(not (ROOT and X86_64), reason="switching to another user needs root")
 def test_a_normal_user_is_told_what_the_kernel_hides() -> None:
@@ -819,14 +797,14 @@ def test_a_normal_user_is_told_what_the_kernel_hides() -> None:
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         main(["--host", "k", "mx", "asd", "kernel"])
         main(["--host", "kstats", "-m", "-n", "1"])
-    code, out, err = _as_nobody(tool("k", "mx", "asd", "kernel")).split("\x00")
+    code, out, err = as_nobody(tool("k", "mx", "asd", "kernel")).split("\x00")
     assert code == "0" and out.startswith("as ")
     assert (
         f"k: note: {ASPACE_NOTE}the vmalloc region is shown empty: /proc/vmallocinfo is"
         " readable by root only\n"
     ) in err
     # kstats -m: kfree is unknown without slabinfo, and says so (once).
-    code, out, err = _as_nobody(tool("kstats", "-m", "-n", "1")).split("\x00")
+    code, out, err = as_nobody(tool("kstats", "-m", "-n", "1")).split("\x00")
     assert code == "0" and out.split()[7:] and out.split()[11] == "0M"
     assert err == (
         "kstats: note: the kernel heap's free part (kfree, kernel/heap/free) is unknown and"
