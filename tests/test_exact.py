@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from strategies import World, boots, op_lists
 
 from mxmem.accounting.exact import KERNEL_VMOS, UNREFERENCED, Attribution, attribute
-from mxmem.model import ProcessState
+from mxmem.model import KERNEL_OBJECTS, KERNEL_STACKS, PAGE_TABLES, ProcessState
 from mxmem.sources.sim.kernel import KERNEL, PAGE_SIZE, Kernel, PageState, SimProcess, SimVmar
 from mxmem.sources.sim.pages import sim_page_facts
 
@@ -47,7 +47,12 @@ def root(p: SimProcess) -> SimVmar:
 
 
 def vmo_bytes(a: Attribution, p: SimProcess) -> Fraction:
-    return a.processes[p.koid].vmo_bytes
+    share = a.processes[p.koid]
+    return share.private + share.shared
+
+
+def mmu_bytes(a: Attribution, p: SimProcess) -> Fraction:
+    return a.processes[p.koid].kernel.get(PAGE_TABLES, Fraction(0))
 
 
 def test_a_page_mapped_twice_by_one_process_counts_once() -> None:
@@ -60,7 +65,7 @@ def test_a_page_mapped_twice_by_one_process_counts_once() -> None:
     a = exact(k)
     # Two pages, each mapped twice (and held by a handle): 2 pages, not 4 (2017 says 4).
     assert vmo_bytes(a, p) == 2 * P
-    assert a.processes[p.koid].mmu_bytes == 4 * P
+    assert mmu_bytes(a, p) == 4 * P
     assert a.accounted() == a.total_bytes
 
 
@@ -73,7 +78,7 @@ def test_a_handle_only_vmo_held_by_two_processes_splits_evenly() -> None:
     a = exact(k)
     assert vmo_bytes(a, p1) == vmo_bytes(a, p2) == Fraction(3 * P, 2)
     # Unmapped: only the PML4 page each.
-    assert a.processes[p1.koid].mmu_bytes == a.processes[p2.koid].mmu_bytes == P
+    assert mmu_bytes(a, p1) == mmu_bytes(a, p2) == P
     assert a.accounted() == a.total_bytes
 
 
@@ -200,13 +205,39 @@ def test_page_tables_go_to_their_process_and_the_rest_is_named() -> None:
     vmo = k.vmo_create(P, "v", owner=p)
     k.vmar_map(root(p), vmo, addr=0x1000000)
     a = exact(k)
-    assert a.processes[p.koid].mmu_bytes == 4 * P
-    assert a.processes[p.koid].vmo_bytes == 0  # nothing committed
-    assert "mmu" not in a.categories
+    assert mmu_bytes(a, p) == 4 * P
+    assert vmo_bytes(a, p) == 0  # nothing committed
+    assert "page tables (no process)" not in a.categories
     assert a.categories["wired"] == WIRED
     heap = k.pmm.counts[PageState.HEAP] * P
-    assert a.categories["kernel heap"] == heap
+    named_heap = a.categories["kernel heap free"] + a.categories["kernel objects (no process)"]
+    assert named_heap + a.processes[p.koid].kernel[KERNEL_OBJECTS] == heap
     assert a.categories["free"] == MEMORY - WIRED - heap - 4 * P
+    assert a.accounted() == MEMORY
+
+
+def test_kernel_objects_and_stacks_go_to_the_process_that_caused_them() -> None:
+    k = new_kernel()
+    p1, p2 = proc(k, "p1"), proc(k, "p2")
+    k.thread_create(p1, "t1")
+    k.thread_create(p1, "t2")
+    vmo = k.vmo_create(P, "v", owner=p1)  # one handle in p1
+    k.handle_grant(p2, vmo, 0)  # and one in p2
+    k.vmar_map(root(p1), vmo, addr=0x1000000)  # one mapping in p1
+    before = k.heap_allocated
+    a = exact(k)
+    s1, s2 = a.processes[p1.koid], a.processes[p2.koid]
+    # Stacks: 8 KiB per thread. Objects: process 1536 + aspace 512 + root VMAR 256 +
+    # mapping 192 + threads 2 x 512 + 1 handle x 64 + half the VMO (384 / 2).
+    assert s1.kernel[KERNEL_STACKS] == 2 * 8192
+    assert s1.kernel[KERNEL_OBJECTS] == 1536 + 512 + 256 + 192 + 2 * 512 + 64 + 192
+    # p2: process, aspace, root VMAR, its handle and the other half of the VMO.
+    assert KERNEL_STACKS not in s2.kernel
+    assert s2.kernel[KERNEL_OBJECTS] == 1536 + 512 + 256 + 64 + 192
+    assert k.heap_allocated == before  # a pure read
+    # The root job and the boot objects: caused by no process.
+    caused = s1.kernel[KERNEL_STACKS] + s1.kernel[KERNEL_OBJECTS] + s2.kernel[KERNEL_OBJECTS]
+    assert a.categories["kernel objects (no process)"] == k.heap_allocated - caused
     assert a.accounted() == MEMORY
 
 
@@ -219,7 +250,9 @@ def test_display_rounding_keeps_the_exact_fraction() -> None:
     k.vmo_write(vmo, 0, P)
     a = exact(k)
     assert vmo_bytes(a, p1) == Fraction(P, 3)  # 1365.33... bytes
-    assert a.rounded(p1.koid) == 1365 + P  # plus its PML4 page
+    # Plus its PML4 page and its kernel objects (process, aspace, root VMAR, a handle,
+    # a third of the VMO object).
+    assert a.rounded(p1.koid) == 1365 + P + 1536 + 512 + 256 + 64 + 128
     assert a.accounted() == a.total_bytes
 
 
@@ -239,16 +272,19 @@ def test_the_invariant_holds_to_the_byte_after_any_ops(world: World) -> None:
     assert a.total_bytes == k.pmm.total_pages * P
     assert a.accounted() == a.total_bytes
     assert all(v >= 0 for v in a.categories.values()), a.categories
-    assert all(s.vmo_bytes >= 0 and s.mmu_bytes >= 0 for s in a.processes.values())
+    assert all(
+        s.private >= 0 and s.shared >= 0 and all(v >= 0 for v in s.kernel.values())
+        for s in a.processes.values()
+    )
     # Only live processes are blamed, and every committed OBJECT page is somewhere.
     live = {p.koid for p in k.walk_processes() if p.state is not ProcessState.DEAD}
     assert set(a.processes) <= live
-    object_bytes = sum(s.vmo_bytes for s in a.processes.values()) + sum(
+    object_bytes = sum(s.private + s.shared for s in a.processes.values()) + sum(
         a.categories.get(c, 0) for c in (KERNEL_VMOS, UNREFERENCED)
     )
     assert object_bytes == k.pmm.counts[PageState.OBJECT] * P
     # A page some process uses is wholly blamed on processes; only pages nobody uses land
     # in the VMO categories (catches a share leaking to a VMO without users).
     facts = sim_page_facts(k)
-    nobody = sum(n * P for key, n in facts.pages.items() if not any(pids for pids, _ in key))
+    nobody = sum(n * P for key, n in facts.pages.items() if not any(use.users for use in key))
     assert a.categories.get(KERNEL_VMOS, 0) + a.categories.get(UNREFERENCED, 0) == nobody

@@ -1,76 +1,87 @@
 """Exact attribution: every byte of physical memory counted exactly once (issue 6).
 
-The rules, applied page by page:
+The rules, applied to a source's :class:`~mxmem.model.PageFacts`, page pattern by page
+pattern:
 
-- a page is counted once per process, however many times that process maps it;
-- a VMO held only by handles is attributed to the processes holding it, shared equally;
-- copy-on-write (RFC-0254's two-step rule): a page is split first equally among the VMOs
-  that can reach it and that some process maps or holds, then each VMO's share equally
-  among those processes. VMOs no process uses take no share, so a page kept alive for a
-  clone is blamed on the clone's users rather than left unexplained;
-- a page no process uses is shown by kind: "kernel VMOs" if the kernel holds a reaching
-  VMO, else "unreferenced VMOs";
-- a process's own page tables are attributed to it; the rest of memory is named by kind.
+1. a page is counted once per process, however many times that process maps it (a
+   process is one user of a page through a VMO, whatever its mappings);
+2. a VMO held only by handles is attributed to the processes holding it, shared equally
+   (holders are users of every page of the VMO);
+3. copy-on-write, RFC-0254's two-step rule: a page is split first equally among the VMOs
+   that can reach it and that some process uses, then each VMO's share equally among that
+   VMO's users. VMOs no process uses take no share, so a page kept alive for a clone is
+   blamed on the clone's users rather than left unexplained;
+4. kernel memory a process causes (page tables, kernel stacks, kernel objects) is that
+   process's, where the source can tell (``PageFacts.process_kernel``);
+5. memory no process can be blamed for is shown by kind: the source's categories (free,
+   kernel heap, page cache not mapped...), plus "kernel VMOs" (pages only the kernel
+   reaches) and "unreferenced VMOs" (pages no one maps or holds).
 
-Shares are exact fractions, so the invariant Σ processes + Σ categories = total holds to
-the byte; only display rounds (:meth:`Attribution.rounded`).
-
-The facts come from a source (``mxmem.sources.sim.pages.sim_page_facts`` for the simulated
-kernel); accounting may not import sources, so :class:`PageFacts` is a protocol.
+Shares are exact fractions, so on a source that sees every page the invariant
+Σ processes + Σ categories = total holds to the byte; :func:`integer_parts` rounds for
+display so that the rounded parts still add up to the rounded total. A live source's
+figures come from reads at slightly different moments, so its ``residual`` (total -
+accounted) can be nonzero; it is reported, never folded into a category.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Protocol
+from math import floor
 
-# Per reaching VMO: the koids of the processes using the page through it, and whether
-# the kernel holds that VMO.
-Reacher = tuple[tuple[int, ...], bool]
-PageKey = tuple[Reacher, ...]
+from mxmem.model import PageFacts, Snapshot
 
 UNREFERENCED = "unreferenced VMOs"
 KERNEL_VMOS = "kernel VMOs"
 
-
-class PageFacts(Protocol):
-    @property
-    def total_bytes(self) -> int: ...
-    @property
-    def page_size(self) -> int: ...
-    @property
-    def pages(self) -> Mapping[PageKey, int]: ...
-    @property
-    def process_mmu_bytes(self) -> Mapping[int, int]: ...
-    @property
-    def unowned_bytes(self) -> Mapping[str, int]: ...
+_ZERO = Fraction(0)
 
 
 @dataclass(frozen=True)
 class ProcessShare:
-    """One process's exact attribution, in (fractional) bytes."""
+    """One process's attribution, in (fractional) bytes of RAM, plus its swap apart."""
 
-    vmo_bytes: Fraction = Fraction(0)
-    mmu_bytes: Fraction = Fraction(0)
+    private: Fraction = _ZERO  # pages no other process uses
+    shared: Fraction = _ZERO  # its share of pages other processes use too
+    kernel: Mapping[str, Fraction] = field(default_factory=dict)
+    estimated: Fraction = _ZERO  # a per-process figure, not page-level (approximate)
+    swap: Fraction = _ZERO  # swapped out: not RAM, not in ``total``
+
+    @property
+    def kernel_total(self) -> Fraction:
+        return sum(self.kernel.values(), _ZERO)
 
     @property
     def total(self) -> Fraction:
-        return self.vmo_bytes + self.mmu_bytes
+        """The RAM attributed to the process."""
+        return self.private + self.shared + self.estimated + self.kernel_total
 
 
 @dataclass(frozen=True)
 class Attribution:
     total_bytes: int
     processes: Mapping[int, ProcessShare] = field(default_factory=dict)
+    # What the processes' pages add up to through each VMO (the VMO's own bytes, each
+    # page once), by VMO koid.
+    vmos: Mapping[int, Fraction] = field(default_factory=dict)
     categories: Mapping[str, Fraction] = field(default_factory=dict)
+    exact: bool = True
+    notes: tuple[str, ...] = ()
+
+    def processes_total(self) -> Fraction:
+        return sum((p.total for p in self.processes.values()), _ZERO)
 
     def accounted(self) -> Fraction:
-        """Σ processes + Σ categories: equals ``total_bytes`` exactly."""
-        return sum((p.total for p in self.processes.values()), Fraction(0)) + sum(
-            self.categories.values(), Fraction(0)
-        )
+        """Σ processes + Σ categories: equals ``total_bytes`` exactly when residual is 0."""
+        return self.processes_total() + sum(self.categories.values(), _ZERO)
+
+    @property
+    def residual(self) -> Fraction:
+        """total - accounted: 0 on a source that sees every page; a live host's is the
+        difference between its page-level reads and the kernel's own totals."""
+        return self.total_bytes - self.accounted()
 
     def rounded(self, koid: int) -> int:
         """A process's total rounded to whole bytes, for display only."""
@@ -81,26 +92,89 @@ class Attribution:
 def attribute(facts: PageFacts) -> Attribution:
     """Apply the rules above to ``facts``."""
     page = facts.page_size
-    vmo: dict[int, Fraction] = {}
-    categories: dict[str, Fraction] = {k: Fraction(v) for k, v in facts.unowned_bytes.items()}
+    private: dict[int, Fraction] = {}
+    shared: dict[int, Fraction] = {}
+    vmos: dict[int, Fraction] = {}
+    categories: dict[str, Fraction] = {k: Fraction(v) for k, v in facts.categories.items()}
     for key, count in facts.pages.items():
-        users = [pids for pids, _ in key if pids]
-        if not users:
-            kind = KERNEL_VMOS if any(k for _, k in key) else UNREFERENCED
-            categories[kind] = categories.get(kind, Fraction(0)) + count * page
+        used = [use for use in key if use.users]
+        if not used:
+            kind = KERNEL_VMOS if any(use.kernel for use in key) else UNREFERENCED
+            categories[kind] = categories.get(kind, _ZERO) + count * page
             continue
-        per_vmo = Fraction(count * page, len(users))
-        for pids in users:
-            # A process appears once per reaching VMO, however many mappings it has.
-            each = per_vmo / len(pids)
-            for pid in pids:
-                vmo[pid] = vmo.get(pid, Fraction(0)) + each
-    koids = set(vmo) | set(facts.process_mmu_bytes)
+        per_vmo = Fraction(count * page, len(used))
+        everyone = {pid for use in used for pid in use.users}
+        bucket = private if len(everyone) == 1 else shared
+        for use in used:
+            vmos[use.vmo_koid] = vmos.get(use.vmo_koid, _ZERO) + per_vmo
+            each = per_vmo / len(use.users)
+            for pid in use.users:
+                bucket[pid] = bucket.get(pid, _ZERO) + each
+    koids = (
+        set(private)
+        | set(shared)
+        | set(facts.process_kernel)
+        | set(facts.process_estimated)
+        | set(facts.process_swap)
+    )
     processes = {
         pid: ProcessShare(
-            vmo_bytes=vmo.get(pid, Fraction(0)),
-            mmu_bytes=Fraction(facts.process_mmu_bytes.get(pid, 0)),
+            private=private.get(pid, _ZERO),
+            shared=shared.get(pid, _ZERO),
+            kernel={k: Fraction(v) for k, v in facts.process_kernel.get(pid, {}).items() if v},
+            estimated=Fraction(facts.process_estimated.get(pid, 0)),
+            swap=Fraction(facts.process_swap.get(pid, 0)),
         )
         for pid in sorted(koids)
     }
-    return Attribution(facts.total_bytes, processes, categories)
+    return Attribution(
+        facts.total_bytes,
+        processes,
+        vmos,
+        {k: v for k, v in categories.items() if v},
+        exact=facts.exact,
+        notes=facts.notes,
+    )
+
+
+def attribute_snapshot(snapshot: Snapshot) -> Attribution:
+    """The attribution of a snapshot taken at ``Level.PAGES``."""
+    if snapshot.pages is None:
+        raise ValueError("snapshot has no page facts (take it at Level.PAGES)")
+    return attribute(snapshot.pages)
+
+
+def job_totals(snapshot: Snapshot, attribution: Attribution) -> dict[int, Fraction]:
+    """Each job's attributed RAM: the sum over the processes in its subtree."""
+    totals: dict[int, Fraction] = {}
+
+    def visit(koid: int, seen: set[int]) -> Fraction:
+        if koid in totals:
+            return totals[koid]
+        seen.add(koid)
+        job = snapshot.jobs[koid]
+        shares = attribution.processes
+        total = sum((shares[p].total for p in job.process_koids if p in shares), _ZERO)
+        for child in job.child_koids:
+            if child in snapshot.jobs and child not in seen:
+                total += visit(child, seen)
+        totals[koid] = total
+        return total
+
+    for koid in snapshot.jobs:
+        visit(koid, set())
+    return totals
+
+
+def integer_parts(parts: Iterable[tuple[str, Fraction]]) -> dict[str, int]:
+    """Round non-negative fractional parts to whole bytes so that they add up to the
+    rounded sum (largest remainder): what a display shows adds up."""
+    items = list(parts)
+    total = round(sum((v for _, v in items), _ZERO))
+    floors = {name: floor(v) for name, v in items}
+    short = total - sum(floors.values())
+    # Hand the missing bytes to the largest remainders (ties by name, for stability).
+    order = sorted(items, key=lambda item: (-(item[1] - floor(item[1])), item[0]))
+    for name, _ in order[: max(short, 0)]:
+        floors[name] += 1
+    return floors

@@ -6,6 +6,14 @@ Sources (the simulated Magenta kernel, the live Linux host, capture files) produ
 
 from mxmem.model.cpu import CpuStats
 from mxmem.model.kernel import KernelMemory
+from mxmem.model.pages import (
+    KERNEL_OBJECTS,
+    KERNEL_STACKS,
+    PAGE_TABLES,
+    PageFacts,
+    PageKey,
+    PageUse,
+)
 from mxmem.model.snapshot import ASPACE_NOTE, Level, Snapshot, WalkEntry
 from mxmem.model.stats import ZERO_STATS, TaskStats
 from mxmem.model.tasks import Job, Process, ProcessState, Thread, ThreadState
@@ -24,6 +32,9 @@ from mxmem.model.vm import (
 
 __all__ = [
     "ASPACE_NOTE",
+    "KERNEL_OBJECTS",
+    "KERNEL_STACKS",
+    "PAGE_TABLES",
     "ZERO_STATS",
     "Aspace",
     "CpuStats",
@@ -33,6 +44,9 @@ __all__ = [
     "Level",
     "Mapping",
     "ObjType",
+    "PageFacts",
+    "PageKey",
+    "PageUse",
     "Perm",
     "Process",
     "ProcessState",

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from mxmem.model.cpu import CpuStats
 from mxmem.model.kernel import KernelMemory
+from mxmem.model.pages import PageFacts
 from mxmem.model.tasks import Job, Process, Thread
 from mxmem.model.vm import Aspace, Vmo
 
@@ -29,6 +30,7 @@ class Level(IntEnum):
     KMEM = 0  # kernel memory figures only
     TASKS = 1  # + jobs, processes, threads and per-process memory figures
     FULL = 2  # + address spaces, handles, VMOs and the kernel address space
+    PAGES = 3  # + page-level facts for exact attribution (``Snapshot.pages``)
 
 
 class WalkEntry(NamedTuple):
@@ -62,6 +64,8 @@ class Snapshot:
     # The whole system's counters (``cpu_number`` -1), for a source that keeps some of
     # them only system-wide (Linux: context switches, page faults); None otherwise.
     cpu_total: CpuStats | None = None
+    # Page-level facts for exact attribution: present at Level.PAGES (None otherwise).
+    pages: PageFacts | None = None
 
     def __post_init__(self) -> None:
         for name in ("jobs", "processes", "vmos"):

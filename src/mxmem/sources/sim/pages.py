@@ -1,12 +1,10 @@
 """Page-level facts of the simulated kernel, for exact attribution (issue 6).
 
-The Snapshot carries no page-level data, so exact attribution on the simulated kernel is
-computed from the :class:`~mxmem.sources.sim.kernel.Kernel` itself. This module only
+A snapshot taken at ``Level.PAGES`` carries them (``Snapshot.pages``). This module only
 gathers facts: for every committed OBJECT page, which VMOs can reach it (its owner and the
 copy-on-write clones that still see it) and, for each of them, which processes map that
 page of it or hold a handle to it. The arithmetic lives in ``mxmem.accounting.exact``;
-sources may not import accounting, so :class:`SimPageFacts` is a plain NamedTuple that
-satisfies that module's ``PageFacts`` protocol structurally.
+it returns the model's :class:`~mxmem.model.PageFacts`, which any source can fill.
 
 A page at index ``i`` of VMO ``P`` is reachable from clone ``C`` at index
 ``i - C.parent_offset // PAGE_SIZE`` if that index lies inside ``C``'s size and ``C`` has no
@@ -16,36 +14,31 @@ page of its own there, recursively down the clone tree.
 from __future__ import annotations
 
 from collections import Counter
-from typing import NamedTuple
 
-from mxmem.model import ProcessState
+from mxmem.model import (
+    KERNEL_OBJECTS,
+    KERNEL_STACKS,
+    PAGE_TABLES,
+    PageFacts,
+    PageKey,
+    PageUse,
+    ProcessState,
+)
 from mxmem.sources.sim.kernel import (
+    HEAP_COST,
     PAGE_SIZE,
     Kernel,
+    KObject,
     PageState,
     SimAspace,
+    SimMapping,
+    SimVmar,
     SimVmo,
     pages_for,
 )
 
-# One reaching VMO, as attribution sees it: the koids of the processes that map the page
-# through it or hold a handle to it (sorted), and whether the kernel holds it.
-Reacher = tuple[tuple[int, ...], bool]
-# Every VMO that can reach one page, in a canonical order (so equal pages group together).
-PageKey = tuple[Reacher, ...]
-
-
-class SimPageFacts(NamedTuple):
-    """What exact attribution needs, in bytes except ``pages``."""
-
-    total_bytes: int
-    page_size: int
-    # How many OBJECT pages have each reach pattern.
-    pages: dict[PageKey, int]
-    # Page-table bytes of each live process's address space, by process koid.
-    process_mmu_bytes: dict[int, int]
-    # Memory no process can be blamed for, by kind (free, wired, kernel heap, ...).
-    unowned_bytes: dict[str, int]
+# Thread kernel stacks come from the heap with the thread object (HEAP_COST["thread"]).
+STACK_BYTES = 8192
 
 
 def _holders(kernel: Kernel) -> tuple[dict[int, set[int]], dict[int, int]]:
@@ -63,13 +56,13 @@ def _holders(kernel: Kernel) -> tuple[dict[int, set[int]], dict[int, int]]:
     return holders, aspace_owner
 
 
-def _reacher(
+def _use(
     vmo: SimVmo,
     index: int,
     holders: dict[int, set[int]],
     aspace_owner: dict[int, int],
     kernel_aspace: SimAspace,
-) -> Reacher:
+) -> PageUse:
     pids = set(holders.get(id(vmo), ()))
     kernel_held = vmo.kernel_only or vmo.kernel_refs > 0
     offset = index * PAGE_SIZE
@@ -81,7 +74,7 @@ def _reacher(
             kernel_held = True
         elif id(m.aspace) in aspace_owner:
             pids.add(aspace_owner[id(m.aspace)])
-    return tuple(sorted(pids)), kernel_held
+    return PageUse(vmo.koid, tuple(sorted(pids)), kernel_held)
 
 
 def _reach(vmo: SimVmo, index: int, out: list[tuple[SimVmo, int]]) -> None:
@@ -93,7 +86,64 @@ def _reach(vmo: SimVmo, index: int, out: list[tuple[SimVmo, int]]) -> None:
             _reach(clone, j, out)
 
 
-def sim_page_facts(kernel: Kernel) -> SimPageFacts:
+def _aspace_objects(vmar: SimVmar) -> int:
+    """Heap bytes of a VMAR tree: the VMARs and the mappings in it."""
+    cost = HEAP_COST["vmar"]
+    for child in vmar.children:
+        if isinstance(child, SimMapping):
+            cost += HEAP_COST["mapping"]
+        else:
+            cost += _aspace_objects(child)
+    return cost
+
+
+def _kernel_costs(kernel: Kernel) -> dict[int, dict[str, int]]:
+    """Kernel memory each live process causes: its page tables, its threads' kernel
+    stacks, and the heap bytes of its kernel objects — the process, its address space,
+    VMARs, mappings, threads and handle table entries, plus an equal share of each VMO it
+    maps or holds and each other object it holds a handle to."""
+    costs: dict[int, dict[str, int]] = {}
+    shared_users: dict[int, tuple[KObject, set[int]]] = {}
+    for p in kernel.walk_processes():
+        if p.state is ProcessState.DEAD:
+            continue
+        objects = HEAP_COST["process"] + len(p.handles) * HEAP_COST["handle"]
+        objects += len(p.threads) * (HEAP_COST["thread"] - STACK_BYTES)
+        mmu = 0
+        if p.aspace is not None and p.aspace.root is not None:
+            objects += HEAP_COST["aspace"] + _aspace_objects(p.aspace.root)
+            mmu = p.aspace.mmu_pages * PAGE_SIZE
+            _collect_mapped(p.aspace.root, p.koid, shared_users)
+        for handle in p.handles.values():
+            obj = handle.obj
+            if isinstance(obj, SimVmo) or type(obj) is KObject:
+                shared_users.setdefault(id(obj), (obj, set()))[1].add(p.koid)
+        costs[p.koid] = {
+            PAGE_TABLES: mmu,
+            KERNEL_STACKS: len(p.threads) * STACK_BYTES,
+            KERNEL_OBJECTS: objects,
+        }
+    # Shared objects: an equal share each, in whole bytes, the remainder to the lowest
+    # koids (so the shares add up to the object's cost exactly).
+    for obj, users in shared_users.values():
+        cost = HEAP_COST["vmo" if isinstance(obj, SimVmo) else "other"]
+        each, extra = divmod(cost, len(users))
+        for i, pid in enumerate(sorted(users)):
+            costs[pid][KERNEL_OBJECTS] += each + (i < extra)
+    return costs
+
+
+def _collect_mapped(
+    vmar: SimVmar, pid: int, shared_users: dict[int, tuple[KObject, set[int]]]
+) -> None:
+    for child in vmar.children:
+        if isinstance(child, SimMapping):
+            shared_users.setdefault(id(child.vmo), (child.vmo, set()))[1].add(pid)
+        else:
+            _collect_mapped(child, pid, shared_users)
+
+
+def sim_page_facts(kernel: Kernel) -> PageFacts:
     """Gather the page-level facts of ``kernel`` (a pure read; the kernel is unchanged)."""
     holders, aspace_owner = _holders(kernel)
     pages: Counter[PageKey] = Counter()
@@ -102,11 +152,9 @@ def sim_page_facts(kernel: Kernel) -> SimPageFacts:
         if vmo.pages == 0:
             continue
         if vmo.page_state is not PageState.OBJECT:
-            # The kernel image (wired) and the heap VMO: kernel memory by kind, counted
-            # from the VMOs so a drift from the PMM's counts breaks the invariant.
-            kind = {PageState.WIRED: "wired", PageState.HEAP: "kernel heap"}.get(
-                vmo.page_state, "other"
-            )
+            # The kernel image (wired) and the heap VMO: counted from the VMOs, so a
+            # drift from the PMM's counts breaks the invariant.
+            kind = {PageState.WIRED: "wired", PageState.HEAP: "heap"}.get(vmo.page_state, "other")
             unowned[kind] += vmo.committed_pages * PAGE_SIZE
             continue
         bits, index = vmo.pages, 0
@@ -116,27 +164,29 @@ def sim_page_facts(kernel: Kernel) -> SimPageFacts:
                 _reach(vmo, index, reach)
                 key = tuple(
                     sorted(
-                        _reacher(v, i, holders, aspace_owner, kernel.kernel_aspace)
-                        for v, i in reach
+                        _use(v, i, holders, aspace_owner, kernel.kernel_aspace) for v, i in reach
                     )
                 )
                 pages[key] += 1
             bits >>= 1
             index += 1
     counts = kernel.pmm.counts
-    mmu = {
-        p.koid: p.aspace.mmu_pages * PAGE_SIZE
-        for p in kernel.walk_processes()
-        if p.state is not ProcessState.DEAD and p.aspace is not None and p.aspace.mmu_pages
-    }
+    costs = _kernel_costs(kernel)
+    heap = unowned.pop("heap", 0)
+    attributed_heap = sum(c[KERNEL_STACKS] + c[KERNEL_OBJECTS] for c in costs.values())
+    unowned["kernel heap free"] += heap - kernel.heap_allocated
+    # Jobs, dead processes' objects, kernel-held VMOs: no live process caused them.
+    unowned["kernel objects (no process)"] += kernel.heap_allocated - attributed_heap
     unowned["free"] += counts[PageState.FREE] * PAGE_SIZE
     unowned["other"] += counts[PageState.ALLOC] * PAGE_SIZE
     # Page tables of no live process (none in this model, but said rather than assumed).
-    unowned["mmu"] += counts[PageState.MMU] * PAGE_SIZE - sum(mmu.values())
-    return SimPageFacts(
+    unowned["page tables (no process)"] += counts[PageState.MMU] * PAGE_SIZE - sum(
+        c[PAGE_TABLES] for c in costs.values()
+    )
+    return PageFacts(
         total_bytes=kernel.pmm.total_pages * PAGE_SIZE,
         page_size=PAGE_SIZE,
         pages=dict(pages),
-        process_mmu_bytes=mmu,
-        unowned_bytes={k: v for k, v in unowned.items() if v},
+        process_kernel={pid: {k: v for k, v in c.items() if v} for pid, c in costs.items()},
+        categories={k: v for k, v in unowned.items() if v},
     )

@@ -29,6 +29,7 @@ from mxmem.sources.sim.kernel import (
     SimVmar,
     SimVmo,
 )
+from mxmem.sources.sim.pages import sim_page_facts
 
 # A simulated kernel booted at this time (the doc's kstats sample): a snapshot is taken at
 # SIM_EPOCH + the kernel's clock, so outputs are reproducible and time moves only when the
@@ -192,6 +193,7 @@ def kernel_snapshot(
         kernel_aspace=kernel_aspace,
         notes=(),
         cpus=kernel.sched.stats(),
+        pages=sim_page_facts(kernel) if level >= Level.PAGES else None,
     )
 
 
