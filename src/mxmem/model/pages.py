@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 # Kinds of kernel memory a process causes (PageFacts.process_kernel keys).
 PAGE_TABLES = "page tables"
@@ -41,7 +41,11 @@ class PageUse(NamedTuple):
 PageKey = tuple[PageUse, ...]
 
 
-def _frozen(value: Mapping[object, object]) -> Mapping[object, object]:
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _frozen(value: Mapping[K, V]) -> Mapping[K, V]:
     return value if isinstance(value, MappingProxyType) else MappingProxyType(dict(value))
 
 
