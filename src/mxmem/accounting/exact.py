@@ -48,6 +48,8 @@ class ProcessShare:
     kernel: Mapping[str, Fraction] = field(default_factory=dict)
     estimated: Fraction = _ZERO  # a per-process figure, not page-level (approximate)
     swap: Fraction = _ZERO  # swapped out: not RAM, not in ``total``
+    # private + shared, by the VMO the pages were reached through (koid 0: no VMO).
+    by_vmo: Mapping[int, Fraction] = field(default_factory=dict)
 
     @property
     def kernel_total(self) -> Fraction:
@@ -95,6 +97,7 @@ def attribute(facts: PageFacts) -> Attribution:
     private: dict[int, Fraction] = {}
     shared: dict[int, Fraction] = {}
     vmos: dict[int, Fraction] = {}
+    by_vmo: dict[int, dict[int, Fraction]] = {}
     categories: dict[str, Fraction] = {k: Fraction(v) for k, v in facts.categories.items()}
     for key, count in facts.pages.items():
         used = [use for use in key if use.users]
@@ -110,6 +113,8 @@ def attribute(facts: PageFacts) -> Attribution:
             each = per_vmo / len(use.users)
             for pid in use.users:
                 bucket[pid] = bucket.get(pid, _ZERO) + each
+                mine = by_vmo.setdefault(pid, {})
+                mine[use.vmo_koid] = mine.get(use.vmo_koid, _ZERO) + each
     koids = (
         set(private)
         | set(shared)
@@ -124,6 +129,7 @@ def attribute(facts: PageFacts) -> Attribution:
             kernel={k: Fraction(v) for k, v in facts.process_kernel.get(pid, {}).items() if v},
             estimated=Fraction(facts.process_estimated.get(pid, 0)),
             swap=Fraction(facts.process_swap.get(pid, 0)),
+            by_vmo=by_vmo.get(pid, {}),
         )
         for pid in sorted(koids)
     }
