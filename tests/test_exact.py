@@ -12,6 +12,7 @@ inside one 2 MiB block has 4 page-table pages.
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -19,7 +20,15 @@ from strategies import World, boots, op_lists
 
 from mxmem.accounting.exact import KERNEL_VMOS, UNREFERENCED, Attribution, attribute
 from mxmem.model import KERNEL_OBJECTS, KERNEL_STACKS, PAGE_TABLES, ProcessState
-from mxmem.sources.sim.kernel import KERNEL, PAGE_SIZE, Kernel, PageState, SimProcess, SimVmar
+from mxmem.sources.sim.kernel import (
+    KERNEL,
+    PAGE_SIZE,
+    Kernel,
+    PageState,
+    SimProcess,
+    SimVmar,
+    SimVmo,
+)
 from mxmem.sources.sim.pages import sim_page_facts
 
 P = PAGE_SIZE
@@ -288,3 +297,90 @@ def test_the_invariant_holds_to_the_byte_after_any_ops(world: World) -> None:
     facts = sim_page_facts(k)
     nobody = sum(n * P for key, n in facts.pages.items() if not any(use.users for use in key))
     assert a.categories.get(KERNEL_VMOS, 0) + a.categories.get(UNREFERENCED, 0) == nobody
+
+
+# --- clone families, built directly -------------------------------------------------
+#
+# Random op lists rarely reach copy-on-write sharing, so this property builds clone
+# families on purpose: a written root VMO, clones of clones at random page offsets,
+# random writes through any member, and three processes that map or hold random members.
+# The expectation comes from an independent oracle that resolves each (VMO, index) upward
+# to the page that backs it — where the code under test walks down from each page.
+
+
+def _resolve(vmo: SimVmo, index: int) -> tuple[int, int] | None:
+    """The (id of the VMO, index) whose own page backs ``index`` of ``vmo``, if any."""
+    while True:
+        if not 0 <= index < -(-vmo.size // P):
+            return None  # beyond this member's size: a clone sees zeroes there
+        if (vmo.pages >> index) & 1:
+            return id(vmo), index
+        parent = vmo.parent
+        if parent is None:
+            return None
+        index += vmo.parent_offset // P
+        vmo = parent
+
+
+families = st.fixed_dictionaries(
+    {
+        "root_pages": st.integers(1, 6),
+        "clones": st.lists(
+            st.tuples(st.integers(0, 15), st.integers(0, 3), st.integers(1, 6)), max_size=5
+        ),
+        "writes": st.lists(st.tuples(st.integers(0, 15), st.integers(0, 7)), max_size=8),
+        "uses": st.lists(
+            st.tuples(st.integers(0, 2), st.integers(0, 15), st.booleans(), st.integers(0, 5)),
+            max_size=8,
+        ),
+    }
+)
+
+
+@PROPERTY
+@given(families)
+def test_clone_families_split_by_the_two_step_rule(plan: dict[str, Any]) -> None:
+    k = new_kernel()
+    procs = [proc(k, f"p{i}") for i in range(3)]
+    root_vmo = k.vmo_create(plan["root_pages"] * P, "root", owner=None)
+    k.vmo_write(root_vmo, 0, plan["root_pages"] * P)
+    family = [root_vmo]
+    for parent_i, offset, size in plan["clones"]:
+        parent = family[parent_i % len(family)]
+        family.append(k.vmo_clone(parent, offset * P, size * P, owner=None))
+    for member_i, index in plan["writes"]:
+        vmo = family[member_i % len(family)]
+        if index * P < vmo.size:
+            k.vmo_write(vmo, index * P, P)
+    # Who uses which index of which member: a mapping of one page, or a handle (all).
+    users: dict[tuple[int, int], set[int]] = {}
+    holders: dict[int, set[int]] = {}
+    next_addr = {p.koid: 0x1000000 for p in procs}
+    for proc_i, member_i, by_handle, index in plan["uses"]:
+        p, vmo = procs[proc_i], family[member_i % len(family)]
+        if by_handle:
+            k.handle_grant(p, vmo, 0)
+            holders.setdefault(id(vmo), set()).add(p.koid)
+        elif index * P < vmo.size:
+            k.vmar_map(root(p), vmo, addr=next_addr[p.koid], vmo_offset=index * P, size=P)
+            next_addr[p.koid] += 2 * P
+            users.setdefault((id(vmo), index), set()).add(p.koid)
+    # Oracle: for every page, the members that resolve to it and their users.
+    reach: dict[tuple[int, int], list[set[int]]] = {}
+    for vmo in family:
+        for index in range(-(-vmo.size // P)):
+            backing = _resolve(vmo, index)
+            if backing is None:
+                continue
+            who = users.get((id(vmo), index), set()) | holders.get(id(vmo), set())
+            if who:
+                reach.setdefault(backing, []).append(who)
+    expected: dict[int, Fraction] = {p.koid: Fraction(0) for p in procs}
+    for reachers in reach.values():
+        for who in reachers:
+            for pid in who:
+                expected[pid] += Fraction(P, len(reachers) * len(who))
+    a = exact(k)
+    got = {p.koid: vmo_bytes(a, p) if p.koid in a.processes else 0 for p in procs}
+    assert got == expected
+    assert a.accounted() == a.total_bytes
