@@ -2,7 +2,10 @@
 
 ``-o FILE.gz`` compresses it (gzip); ``-o -`` writes the JSON to standard output. Any
 tool reads the file back with ``--capture FILE`` (the format is told by content) and
-prints what it printed on the live source. The format: ``docs/capture-format.md``.
+prints what it printed on the live source. ``--attribution=exact`` takes the snapshot at
+``Level.PAGES``, so the file also carries the page facts exact attribution needs (the
+default, ``--attribution=2017``, saves ``Level.FULL``). The format:
+``docs/capture-format.md``.
 """
 
 from __future__ import annotations
@@ -26,19 +29,37 @@ Usage: capture -o FILE
 Options:
  -o FILE       Write to FILE; a name ending in .gz is compressed with gzip.
                `-o -` writes the JSON to standard output.
+ --attribution=exact
+               Also save the page-level facts exact attribution needs, so a
+               tool's --attribution=exact on the file counts what the source
+               saw page by page (default: --attribution=2017, without them).
  -h|--help     Display this message
 """
 
+_LEVELS = {"2017": Level.FULL, "exact": Level.PAGES}
 
-def _parse(args: Sequence[str], out: TextIO, err: TextIO) -> str | int:
-    """The output path, or the exit code when the tool is done (help or an error)."""
+
+def _parse(args: Sequence[str], out: TextIO, err: TextIO) -> tuple[str, Level] | int:
+    """The output path and the level to save, or the exit code when the tool is done
+    (help or an error)."""
     path: str | None = None
+    level = Level.FULL
     i = 0
     while i < len(args):
         arg = args[i]
         if arg in ("-h", "--help"):
             out.write(HELP)
             return 0
+        if arg.startswith("--attribution="):
+            value = arg[len("--attribution=") :]
+            if value not in _LEVELS:
+                err.write(
+                    f"capture: unknown attribution '{safe_text(value)}' (2017 or exact)\n{HELP}"
+                )
+                return 1
+            level = _LEVELS[value]
+            i += 1
+            continue
         if arg in ("-o", "--output"):
             if i + 1 == len(args):
                 err.write(f"capture: {arg} needs a file name\n{HELP}")
@@ -57,14 +78,15 @@ def _parse(args: Sequence[str], out: TextIO, err: TextIO) -> str | int:
     if not path:
         err.write(f"capture: -o FILE is required\n{HELP}")
         return 1
-    return path
+    return path, level
 
 
 def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
-    path = _parse(args, out, err)
-    if isinstance(path, int):
-        return path
-    text = dumps(source.snapshot(Level.FULL))
+    parsed = _parse(args, out, err)
+    if isinstance(parsed, int):
+        return parsed
+    path, level = parsed
+    text = dumps(source.snapshot(level))
     if path == "-":
         out.write(text)
         return 0

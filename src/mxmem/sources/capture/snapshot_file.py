@@ -8,10 +8,16 @@ handles) are positional arrays so that a large system's file stays small.
 Loading checks everything — types, ranges, duplicate koids, references to missing
 objects, cycles in parent chains — and reports the first problem as one
 :class:`~mxmem.errors.SourceError` line with its JSON path (``$.processes[3].koid``).
+
+A snapshot taken at ``Level.PAGES`` carries its page facts (exact attribution, issue 6)
+under the optional top-level key ``pages``; a file without it reads as before, so files
+written before page facts existed still load, and a snapshot without page facts is still
+written byte for byte as before.
 """
 
 from __future__ import annotations
 
+import collections.abc
 import json
 from collections.abc import Iterable
 from dataclasses import fields
@@ -27,6 +33,9 @@ from mxmem.model import (
     Level,
     Mapping,
     ObjType,
+    PageFacts,
+    PageKey,
+    PageUse,
     Process,
     ProcessState,
     Snapshot,
@@ -117,6 +126,8 @@ def _process(p: Process) -> dict[str, Any]:
         out["u"] = p.unreadable
     if p.kernel_thread:
         out["kt"] = True
+    if p.vmo_koids is not None:
+        out["v"] = list(p.vmo_koids)
     return out
 
 
@@ -136,10 +147,38 @@ def _vmo(v: Vmo) -> list[Any]:
     ]
 
 
-def to_json(snapshot: Snapshot) -> dict[str, Any]:
-    """The snapshot as a JSON-ready object (``format`` and ``version`` first)."""
-    kernel = snapshot.kernel
+def _pairs(values: collections.abc.Mapping[Any, int]) -> list[list[Any]]:
+    return [[k, v] for k, v in values.items()]
+
+
+def _page_facts(facts: PageFacts) -> dict[str, Any]:
+    # A page pattern is [[use, ...], count]; a use is [vmo_koid, [users]], with a third
+    # element `true` only when the kernel also holds the VMO (rare, so left out otherwise).
+    patterns: list[Any] = []
+    for key, count in facts.pages.items():
+        uses = [
+            [u.vmo_koid, list(u.users), True] if u.kernel else [u.vmo_koid, list(u.users)]
+            for u in key
+        ]
+        patterns.append([uses, count])
     return {
+        "total_bytes": facts.total_bytes,
+        "page_size": facts.page_size,
+        "pages": patterns,
+        "process_kernel": [[pid, _pairs(kinds)] for pid, kinds in facts.process_kernel.items()],
+        "process_estimated": _pairs(facts.process_estimated),
+        "process_swap": _pairs(facts.process_swap),
+        "categories": _pairs(facts.categories),
+        "exact": facts.exact,
+        "notes": list(facts.notes),
+    }
+
+
+def to_json(snapshot: Snapshot) -> dict[str, Any]:
+    """The snapshot as a JSON-ready object (``format`` and ``version`` first; ``pages``
+    only when the snapshot has page facts)."""
+    kernel = snapshot.kernel
+    out: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
         "source": snapshot.source,
@@ -165,6 +204,9 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
         "kernel_aspace": _aspace(snapshot.kernel_aspace),
         "notes": list(snapshot.notes),
     }
+    if snapshot.pages is not None:
+        out["pages"] = _page_facts(snapshot.pages)
+    return out
 
 
 def dumps(snapshot: Snapshot) -> str:
@@ -295,6 +337,7 @@ class _Loader(Checker):
             stats=None if obj.get("st") is None else self.stats(obj["st"], f"{place}.st"),
             unreadable=self.opt_str(obj.get("u"), f"{place}.u"),
             kernel_thread=self.bool_(obj.get("kt", False), f"{place}.kt"),
+            vmo_koids=None if obj.get("v") is None else self.koids(obj["v"], f"{place}.v"),
         )
 
     def job(self, value: object, place: str) -> Job:
@@ -346,8 +389,85 @@ class _Loader(Checker):
     def level(self, value: object, place: str) -> Level:
         text = self.str_(value, place)
         if text not in Level.__members__:
-            self.fail(place, f"unknown level {text!r} (KMEM, TASKS or FULL)")
+            self.fail(place, f"unknown level {text!r} (KMEM, TASKS, FULL or PAGES)")
         return Level[text]
+
+    def page_use(self, value: object, place: str) -> PageUse:
+        items = self.list_(value, place)
+        if len(items) not in (2, 3):
+            self.fail(place, f"expected 2 or 3 elements, got {len(items)}")
+        vmo = self.int_(items[0], f"{place}[0]")
+        users = self.koids(items[1], f"{place}[1]")
+        for n in range(1, len(users)):
+            # Sorted, each once (PageUse's contract): a pattern has one spelling.
+            if users[n] <= users[n - 1]:
+                self.fail(f"{place}[1][{n}]", "users must be in ascending order, each once")
+        kernel = self.bool_(items[2], f"{place}[2]") if len(items) == 3 else False
+        return PageUse(vmo, users, kernel)
+
+    def page_key(self, value: object, place: str) -> PageKey:
+        items = self.list_(value, place)
+        if not items:
+            self.fail(place, "a page pattern needs at least one VMO")
+        key = tuple(self.page_use(u, f"{place}[{i}]") for i, u in enumerate(items))
+        for n in range(1, len(key)):
+            # The canonical (sorted) order, so a pattern has one spelling; and a VMO
+            # reaches a page once, so no koid twice.
+            if key[n].vmo_koid <= key[n - 1].vmo_koid:
+                self.fail(f"{place}[{n}][0]", "VMOs must be in ascending koid order, each once")
+        return key
+
+    def sizes(self, value: object, place: str, what: str) -> dict[Any, int]:
+        """``[[key, bytes], ...]`` with integer keys (koids) for ``what`` = "koid", string
+        keys (names, kinds) otherwise; a key given twice is damage."""
+        out: dict[Any, int] = {}
+        for i, pair in enumerate(self.list_(value, place)):
+            where = f"{place}[{i}]"
+            kv = self.list_(pair, where, 2)
+            if what == "koid":
+                key: Any = self.int_(kv[0], f"{where}[0]")
+            else:
+                key = self.str_(kv[0], f"{where}[0]")
+            if key in out:
+                shown = str(key) if what == "koid" else json.dumps(key)[:60]
+                self.fail(f"{where}[0]", f"duplicate {what} {shown}")
+            out[key] = self.int_(kv[1], f"{where}[1]")
+        return out
+
+    def page_facts(self, value: object, place: str) -> PageFacts:
+        obj = self.dict_(value, place)
+        pages: dict[PageKey, int] = {}
+        for i, entry in enumerate(self.list_(obj.get("pages"), f"{place}.pages")):
+            where = f"{place}.pages[{i}]"
+            items = self.list_(entry, where, 2)
+            key = self.page_key(items[0], f"{where}[0]")
+            if key in pages:
+                self.fail(f"{where}[0]", "duplicate page pattern")
+            pages[key] = self.int_(items[1], f"{where}[1]")
+        kernel: dict[int, dict[str, int]] = {}
+        for i, entry in enumerate(self.list_(obj.get("process_kernel"), f"{place}.process_kernel")):
+            where = f"{place}.process_kernel[{i}]"
+            items = self.list_(entry, where, 2)
+            pid = self.int_(items[0], f"{where}[0]")
+            if pid in kernel:
+                self.fail(f"{where}[0]", f"duplicate koid {pid}")
+            kernel[pid] = self.sizes(items[1], f"{where}[1]", "kind")
+        return PageFacts(
+            total_bytes=self.int_(obj.get("total_bytes"), f"{place}.total_bytes"),
+            page_size=self.int_(obj.get("page_size"), f"{place}.page_size", low=1),
+            pages=pages,
+            process_kernel=kernel,
+            process_estimated=self.sizes(
+                obj.get("process_estimated"), f"{place}.process_estimated", "koid"
+            ),
+            process_swap=self.sizes(obj.get("process_swap"), f"{place}.process_swap", "koid"),
+            categories=self.sizes(obj.get("categories"), f"{place}.categories", "category"),
+            exact=self.bool_(obj.get("exact"), f"{place}.exact"),
+            notes=tuple(
+                self.str_(n, f"{place}.notes[{i}]")
+                for i, n in enumerate(self.list_(obj.get("notes"), f"{place}.notes"))
+            ),
+        )
 
 
 def _unique(
@@ -362,8 +482,8 @@ def _unique(
 
 def _check_references(loader: _Loader, snap: Snapshot) -> None:
     """Every koid a snapshot refers to names an object in it (but for processes a job
-    lists: see below), each job and process is listed by its parent, and parent chains
-    end at the root."""
+    lists and VMO parents: see below), each job and process is listed by its parent, and
+    parent chains end at the root (VMO clone chains: have no cycle)."""
     jobs, processes, vmos = snap.jobs, snap.processes, snap.vmos
     if snap.root_job_koid is not None and snap.root_job_koid not in jobs:
         loader.fail("$.root_job", f"job {snap.root_job_koid} is not in $.jobs")
@@ -406,6 +526,9 @@ def _check_references(loader: _Loader, snap: Snapshot) -> None:
         for n, handle in enumerate(process.handles or ()):
             if handle.type is ObjType.VMO and handle.koid not in vmos:
                 loader.fail(f"{place}.h[{n}][1]", f"VMO {handle.koid} is not in $.vmos")
+        for n, vkoid in enumerate(process.vmo_koids or ()):
+            if vkoid not in vmos:
+                loader.fail(f"{place}.v[{n}]", f"VMO {vkoid} is not in $.vmos")
         if process.aspace is not None:
             for mapping in process.aspace.mappings():
                 if mapping.vmo_koid not in vmos:
@@ -415,9 +538,9 @@ def _check_references(loader: _Loader, snap: Snapshot) -> None:
     for i, vmo in enumerate(vmos.values()):
         steps = 0
         parent = vmo.parent_koid
-        while parent:
-            if parent not in vmos:
-                loader.fail(f"$.vmos[{i}][4]", f"parent VMO {parent} is not in $.vmos")
+        # A parent missing from $.vmos ends the chain: memgraph and Fuchsia captures list
+        # only the VMOs processes reference, and a snapshot of one is saved as it is.
+        while parent and parent in vmos:
             steps += 1
             if steps > len(vmos):
                 loader.fail(f"$.vmos[{i}][4]", f"VMO {vmo.koid}'s parent chain is a cycle")
@@ -475,6 +598,7 @@ def from_json(document: object, where: str) -> Snapshot:
         notes=notes,
         cpus=cpus,
         cpu_total=cpu_total,
+        pages=None if top.get("pages") is None else loader.page_facts(top["pages"], "$.pages"),
     )
     _check_references(loader, snapshot)
     return snapshot
