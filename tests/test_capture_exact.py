@@ -644,7 +644,8 @@ BAD = [
     ("users order", "$.pages.pages[0][0][0][1][1]: users must be in ascending order, each once"),
     ("user twice", "$.pages.pages[0][0][0][1][1]: users must be in ascending order, each once"),
     ("vmo order", "$.pages.pages[0][0][1][0]: VMOs must be in ascending koid order, each once"),
-    ("duplicate pattern", "$.pages.pages[171][0]: duplicate page pattern"),
+    # {n}: the number of patterns the doc world has, where the appended copy lands.
+    ("duplicate pattern", "$.pages.pages[{n}][0]: duplicate page pattern"),
     ("empty pattern", "$.pages.pages[1][0]: a page pattern needs at least one VMO"),
     ("negative count", "$.pages.pages[1][1]: -1 is out of range [0, 18446744073709551616)"),
     ("kernel flag", "$.pages.pages[1][0][0][2]: expected true or false, got 1"),
@@ -666,7 +667,8 @@ def test_bad_page_facts_are_one_line_errors(
     assert main(["--capture", path, "ps"]) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert err == f"mxmem: {path}: {message}\n"
+    n = len(_pages_doc()["pages"]["pages"])  # type: ignore[index]
+    assert err == f"mxmem: {path}: {message.format(n=n)}\n"
 
 
 # --- fuzzing: damaged page facts load or fail in one line --------------------------------

@@ -180,6 +180,8 @@ def _mutate(document: Any, data: st.DataObject) -> None:
                 del header[i]
         return
     paths = [p for p in _paths(document) if p]
+    if not paths:
+        return  # earlier damage left nothing to aim at (e.g. the capture became a scalar)
     path = data.draw(st.sampled_from(paths))
     parent = document
     for key in path[:-1]:

@@ -40,6 +40,10 @@ Options:
  -v|--vmos     Include VMOs in the output
  -S|--schema   Print the schema for the JSON output format
  -H|--handles  Include handle stats in the output
+ --attribution=exact|2017
+               exact: also attribute every byte of physical memory once, to
+               the processes and to named kinds of unowned memory (2017: the
+               default, the 2017 figures only)
  -h|--help     Display this message
 """
 

@@ -29,20 +29,60 @@ Then the named buckets are sorted by size, largest first; equal sizes keep file 
 
 The last three need kernel figures; a snapshot without them has none of the three, and
 a note says so.
+
+Exact mode (:func:`exact_digest`, ``digest --attribution=exact``, issue 6) claims VMOs
+by the same rule, but sizes every VMO by its exact attributed bytes
+(:attr:`Attribution.vmos <mxmem.accounting.exact.Attribution.vmos>`: each page once,
+a copy-on-write page split among the VMOs that reach it), so no page is in two
+buckets. After the named buckets come:
+
+- ``Undigested``: the rest of the memory attributed to processes through VMOs (also
+  pages a source cannot tie to a VMO);
+- ``Estimated (processes)``, only for a source with per-process figures that are not
+  page-level (a Linux host read without root);
+- ``Kernel (processes)``: kernel memory the processes cause (page tables, kernel
+  stacks, kernel objects); left out when an approximate source cannot tell (it is 0
+  there, and the kernel's memory is in the categories);
+- the attribution's categories, by kind, largest first, ``Free`` last (always shown):
+  memory no process can be blamed for, instead of the 2017 ``Orphaned`` (a difference
+  of two figures that could go negative) and the lump ``Kernel``;
+- ``Residual``, only when the attribution does not add up to the total (a live host):
+  total minus the rest, either sign, never folded into another row.
+
+Sizes are rounded to whole bytes all together (largest remainder), so the rows add up
+to the total physical memory exactly.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
+from mxmem.accounting.exact import Attribution, integer_parts
 from mxmem.accounting.fuchsia import process_vmo_koids
 from mxmem.errors import UsageError
 from mxmem.model import Snapshot
 
-__all__ = ["BucketRule", "BucketSize", "Digest", "bucket_rules", "digest"]
+__all__ = [
+    "ESTIMATED",
+    "KERNEL_PROCESSES",
+    "RESIDUAL",
+    "UNDIGESTED",
+    "BucketRule",
+    "BucketSize",
+    "Digest",
+    "bucket_rules",
+    "digest",
+    "exact_digest",
+]
+
+UNDIGESTED = "Undigested"
+ESTIMATED = "Estimated (processes)"
+KERNEL_PROCESSES = "Kernel (processes)"
+RESIDUAL = "Residual"
 
 EXIT_BAD_BUCKETS = 2
 _KEYS = {"name", "process", "vmo", "event_code"}
@@ -74,6 +114,10 @@ class BucketSize:
 class Digest:
     buckets: tuple[BucketSize, ...]
     notes: tuple[str, ...] = ()
+    # Exact mode only: the total physical memory the buckets add up to, and whether the
+    # attribution was exact (False: approximate, the notes say why). None in 2017 mode.
+    total_bytes: int | None = None
+    exact: bool | None = None
 
 
 def _bad(label: str, path: str, message: str) -> UsageError:
@@ -133,28 +177,40 @@ def bucket_rules(data: Any, label: str) -> tuple[BucketRule, ...]:
     return tuple(rules)
 
 
-def digest(snapshot: Snapshot, rules: Sequence[BucketRule]) -> Digest:
-    """The bucket sizes of ``snapshot`` (see the module doc for the rule)."""
+def _claim(
+    snapshot: Snapshot, rules: Sequence[BucketRule], size: Mapping[int, int | Fraction]
+) -> list[list[int]]:
+    """The VMO koids each rule claims, in claim order; ``size`` gives each VMO's bytes
+    (a VMO of size 0 adds nothing and is not claimed)."""
     vmos = snapshot.vmos
-    refs = [(p.name, process_vmo_koids(p)) for p in snapshot.processes.values()]
     claimed: set[int] = set()
-    sizes = [0] * len(rules)
-    counts = [0] * len(rules)
+    out: list[list[int]] = [[] for _ in rules]
     # The order the issue fixes (and Fuchsia's scripts/memory digest follows): processes in
     # capture order, then rules in file order, then the process's VMOs; the first match
     # claims a VMO, so a VMO shared by two processes goes to the earlier process's bucket.
-    for pname, koids in refs:
+    for process in snapshot.processes.values():
+        koids = process_vmo_koids(process)
         for i, rule in enumerate(rules):
-            if not rule.process_match(pname):
+            if not rule.process_match(process.name):
                 continue
             for koid in koids:
                 vmo = vmos.get(koid)
-                if vmo is None or vmo.committed_bytes == 0 or koid in claimed:
+                if vmo is None or not size.get(koid) or koid in claimed:
                     continue
                 if rule.vmo_match(vmo.name):
                     claimed.add(koid)
-                    sizes[i] += vmo.committed_bytes
-                    counts[i] += 1
+                    out[i].append(koid)
+    return out
+
+
+def digest(snapshot: Snapshot, rules: Sequence[BucketRule]) -> Digest:
+    """The bucket sizes of ``snapshot`` (see the module doc for the rule)."""
+    vmos = snapshot.vmos
+    committed = {koid: vmo.committed_bytes for koid, vmo in vmos.items()}
+    claims = _claim(snapshot, rules, committed)
+    claimed = {koid for koids in claims for koid in koids}
+    sizes = [sum(committed[k] for k in koids) for koids in claims]
+    counts = [len(koids) for koids in claims]
     named = [
         BucketSize(name=rule.name, size_bytes=sizes[i], vmo_count=counts[i])
         for i, rule in enumerate(rules)
@@ -195,3 +251,58 @@ def digest(snapshot: Snapshot, rules: Sequence[BucketRule]) -> Digest:
             BucketSize(name="Free", size_bytes=kernel.free_bytes),
         ]
     return Digest(buckets=tuple(buckets), notes=tuple(notes))
+
+
+def _category_row(name: str) -> str:
+    # The attribution's kinds are lower case ("free", "kernel VMOs"); digest rows start
+    # with a capital, as Fuchsia's "Undigested", "Kernel" and "Free" do.
+    return name[:1].upper() + name[1:]
+
+
+def exact_digest(
+    snapshot: Snapshot, rules: Sequence[BucketRule], attribution: Attribution
+) -> Digest:
+    """The bucket sizes of ``snapshot`` by exact attribution (see the module doc)."""
+    exact = attribution.vmos
+    claims = _claim(snapshot, rules, exact)
+    claimed = {koid for koids in claims for koid in koids}
+    # Every row as an exact fraction, keyed by its position (names may repeat: a bucket
+    # file may call a bucket "Free").
+    named = [
+        (rule.name, sum((exact[k] for k in koids), Fraction(0)), len(koids))
+        for rule, koids in zip(rules, claims, strict=True)
+    ]
+    named.sort(key=lambda row: -row[1])  # stable: ties keep file order
+    rest = [k for k, v in exact.items() if v and k not in claimed]
+    rows: list[tuple[str, Fraction, int]] = [
+        *named,
+        (UNDIGESTED, sum((exact[k] for k in rest), Fraction(0)), len(rest)),
+    ]
+    estimated = sum((p.estimated for p in attribution.processes.values()), Fraction(0))
+    if estimated:
+        rows.append((ESTIMATED, estimated, 0))
+    kernel = sum((p.kernel_total for p in attribution.processes.values()), Fraction(0))
+    if kernel or attribution.exact:
+        # An approximate source that cannot tell (a capture) has its kernel memory in
+        # the categories; a 0 row would read as "the processes cost the kernel nothing".
+        rows.append((KERNEL_PROCESSES, kernel, 0))
+    categories = sorted(
+        ((k, v) for k, v in attribution.categories.items() if k != "free"),
+        key=lambda item: (-item[1], item[0]),
+    )
+    rows += [(_category_row(k), v, 0) for k, v in categories]
+    rows.append(("Free", attribution.categories.get("free", Fraction(0)), 0))
+    whole = integer_parts((str(i), size) for i, (_, size, _) in enumerate(rows))
+    buckets = [
+        BucketSize(name=name, size_bytes=whole[str(i)], vmo_count=count)
+        for i, (name, _, count) in enumerate(rows)
+    ]
+    if attribution.residual:
+        residual = attribution.total_bytes - sum(whole.values())
+        buckets.append(BucketSize(name=RESIDUAL, size_bytes=residual))
+    return Digest(
+        buckets=tuple(buckets),
+        notes=attribution.notes,
+        total_bytes=attribution.total_bytes,
+        exact=attribution.exact,
+    )

@@ -3,6 +3,10 @@ as Fuchsia's ``mem --digest`` and ``scripts/memory`` digests (spec §11.4; the r
 :mod:`mxmem.accounting.digest`). Works on every source: a capture names each process's
 VMOs; elsewhere they are the VMOs of its handles and mappings.
 
+``--attribution=exact`` (issue 6) sizes buckets by exact attribution instead of
+committed bytes (the rule: :func:`mxmem.accounting.digest.exact_digest`): the snapshot is
+taken at ``Level.PAGES``, and the rows add up to the total physical memory.
+
 Usage errors and a bad bucket file print one line and exit 2.
 """
 
@@ -13,16 +17,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from mxmem.accounting.digest import EXIT_BAD_BUCKETS, BucketRule, bucket_rules, digest
+from mxmem.accounting.digest import (
+    EXIT_BAD_BUCKETS,
+    BucketRule,
+    Digest,
+    bucket_rules,
+    digest,
+    exact_digest,
+)
+from mxmem.accounting.exact import attribute_snapshot
 from mxmem.cli.common import Tool, print_notes
 from mxmem.errors import UsageError
 from mxmem.model import Level
 from mxmem.render.digest import write_digest_csv, write_digest_human, write_digest_json
+from mxmem.render.exact import attribution_notes
 from mxmem.render.text import safe_text
 from mxmem.sources import Source
 
 HELP = """\
-Usage: digest --buckets FILE [--output human|csv|json]
+Usage: digest --buckets FILE [--output human|csv|json] [--attribution=2017]
+       digest --attribution=exact [--buckets FILE] [--output human|csv|json]
 Group memory into named buckets, as Fuchsia's memory digest does.
  --buckets FILE   a JSON array of {"name", "process", "vmo"} buckets; process and
                   vmo are regular expressions matched against whole names (a list
@@ -34,9 +48,18 @@ process referencing it. Buckets are sorted by size, largest first (ties keep
 file order), then come Undigested (VMOs no bucket claimed), Orphaned (the
 kernel's VMO total minus the VMOs' committed bytes), Kernel (wired + heap +
 mmu + ipc + other) and Free.
+ --attribution=exact
+                  size each VMO by its exact attributed bytes (every page
+                  once), then Undigested (the rest of the processes' VMO
+                  memory), Kernel (processes) (page tables, stacks and
+                  objects they cause), memory no process is blamed for by
+                  kind (largest first, Free last) and, if the attribution
+                  does not add up, Residual; the rows add up to the total
+                  physical memory. --buckets is optional here.
 """
 
 _OUTPUTS = ("human", "csv", "json")
+_ATTRIBUTIONS = ("2017", "exact")
 
 
 def _usage(err: TextIO, message: str) -> int:
@@ -59,6 +82,7 @@ def _load_rules(path: str) -> tuple[BucketRule, ...]:
 def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
     buckets: str | None = None
     output = "human"
+    attribution = "2017"
     rest = list(args)
     while rest:
         arg = rest.pop(0)
@@ -66,7 +90,7 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
             out.write(HELP)
             return 0
         name, eq, value = arg.partition("=")
-        if name not in ("--buckets", "--output"):
+        if name not in ("--buckets", "--output", "--attribution"):
             return _usage(err, f"unknown argument {arg!r}")
         if not eq:
             if not rest:
@@ -74,26 +98,55 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
             value = rest.pop(0)
         if name == "--buckets":
             buckets = value
+        elif name == "--attribution":
+            if value not in _ATTRIBUTIONS:
+                return _usage(err, f"--attribution must be 2017 or exact, not {value!r}")
+            attribution = value
         elif value in _OUTPUTS:
             output = value
         else:
             return _usage(err, f"--output must be human, csv or json, not {value!r}")
-    if buckets is None:
+    if buckets is None and attribution != "exact":
         return _usage(err, "--buckets FILE is required")
     try:
-        rules = _load_rules(buckets)
+        rules = () if buckets is None else _load_rules(buckets)
     except UsageError as e:
         err.write(f"digest: {safe_text(str(e))}\n")
         return e.exit_code
+    if attribution == "exact":
+        return _run_exact(rules, output, source, out, err)
     snapshot = source.snapshot(Level.FULL)
     result = digest(snapshot, rules)
+    _write(result, output, out)
+    print_notes("digest", (*snapshot.notes, *result.notes), err)
+    return 0
+
+
+def _write(result: Digest, output: str, out: TextIO) -> None:
     if output == "json":
         write_digest_json(result, out)
     elif output == "csv":
         write_digest_csv(result, out)
     else:
         write_digest_human(result, out)
-    print_notes("digest", (*snapshot.notes, *result.notes), err)
+
+
+def _run_exact(
+    rules: Sequence[BucketRule], output: str, source: Source, out: TextIO, err: TextIO
+) -> int:
+    snapshot = source.snapshot(Level.PAGES)
+    if snapshot.pages is None:
+        err.write(
+            f"digest: --attribution=exact: the source {safe_text(source.name)} has no"
+            " page-level facts to attribute\n"
+        )
+        return 1
+    attribution = attribute_snapshot(snapshot)
+    result = exact_digest(snapshot, rules, attribution)
+    _write(result, output, out)
+    # The JSON carries the attribution's notes; the table and CSV have no place for them.
+    notes = attribution_notes(snapshot.notes, attribution, in_output=output == "json")
+    print_notes("digest", notes, err)
     return 0
 
 

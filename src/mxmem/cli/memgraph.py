@@ -1,4 +1,5 @@
-"""``mxmem memgraph [-t] [-v] [-S] [-H]``: the whole system as JSON (spec §6).
+"""``mxmem memgraph [-t] [-v] [-S] [-H] [--attribution=MODE]``: the whole system as JSON
+(spec §6).
 
 Options are parsed the way glibc's ``getopt_long`` parses memgraph.cpp's ``"tvSHh"``
 table: short options combine (``-vt``), long ones may be abbreviated to a unique prefix
@@ -6,6 +7,11 @@ table: short options combine (``-vt``), long ones may be abbreviated to a unique
 reported together afterwards, and ``--`` ends the options. ``-h`` and ``-S`` act as soon
 as they are read. ``--json`` is accepted and does nothing (not in the help, which is
 memgraph's): every mxmem tool takes it, and memgraph's output is JSON already.
+
+``--attribution=exact`` (issue 6; an mxmem addition, with a required argument as getopt
+takes it: ``--attribution=exact`` or ``--attribution exact``) asks the source for page
+facts and adds the exact attribution to the 2017 records; ``--attribution=2017`` is the
+default and adds nothing.
 """
 
 from __future__ import annotations
@@ -14,11 +20,14 @@ from collections.abc import Sequence
 from importlib.resources import files
 from typing import NamedTuple, TextIO
 
+from mxmem.accounting.exact import attribute_snapshot
 from mxmem.accounting.magenta2017 import task_memory
 from mxmem.cli.common import Tool, print_notes
+from mxmem.errors import MxmemError
 from mxmem.model import Level
 from mxmem.render.memgraph import memgraph_view, write_memgraph
 from mxmem.render.text import safe_text
+from mxmem.render.units import format_size
 from mxmem.sources import Source
 
 # memgraph.cpp's help, with the -H line later Zircon's memgraph.cc added.
@@ -30,12 +39,17 @@ Options:
  -v|--vmos     Include VMOs in the output
  -S|--schema   Print the schema for the JSON output format
  -H|--handles  Include handle stats in the output
+ --attribution=exact|2017
+               exact: also attribute every byte of physical memory once, to
+               the processes and to named kinds of unowned memory (2017: the
+               default, the 2017 figures only)
  -h|--help     Display this message
 """
 
 SCHEMA_RESOURCE = ("schemas", "memgraph.schema.json")
 
-# getopt_long's table: long name -> the short option it stands for.
+# getopt_long's table: long name -> the short option it stands for ("" for none, "A" for
+# --attribution, which has no short form but is handled like one).
 _LONG = {
     "threads": "t",
     "vmos": "v",
@@ -43,14 +57,19 @@ _LONG = {
     "handles": "H",
     "help": "h",
     "json": "",
+    "attribution": "A",
 }
 _SHORT = frozenset("tvSHh")
+# Long options with a required argument.
+_TAKES_ARGUMENT = frozenset({"attribution"})
+ATTRIBUTION_MODES = ("2017", "exact")
 
 
 class MemgraphOptions(NamedTuple):
     threads: bool = False
     vmos: bool = False
     handles: bool = False
+    exact: bool = False
 
 
 def schema_text() -> str:
@@ -63,10 +82,10 @@ def _usage_error(message: str, err: TextIO) -> int:
     return 1
 
 
-def _long_option(arg: str, err: TextIO) -> str | int:
-    """The short letter ``--name[=value]`` stands for, or the exit code after a
-    getopt-style error."""
-    name, eq, _value = arg[2:].partition("=")
+def _long_option(arg: str, err: TextIO) -> tuple[str, str | None] | int:
+    """The long option's name and its ``=value`` (``None`` without one), or the exit code
+    after a getopt-style error."""
+    name, eq, value = arg[2:].partition("=")
     # An exact name wins; otherwise a unique prefix ("--thr") stands for the option.
     matches = [n for n in _LONG if n == name] or [n for n in _LONG if name and n.startswith(name)]
     if not matches:
@@ -74,9 +93,9 @@ def _long_option(arg: str, err: TextIO) -> str | int:
     if len(matches) > 1:
         choices = " ".join(f"'--{m}'" for m in matches)
         return _usage_error(f"option '--{name}' is ambiguous; possibilities: {choices}", err)
-    if eq:
+    if eq and matches[0] not in _TAKES_ARGUMENT:
         return _usage_error(f"option '--{matches[0]}' doesn't allow an argument", err)
-    return _LONG[matches[0]]
+    return matches[0], value if eq else None
 
 
 def parse_args(args: Sequence[str], out: TextIO, err: TextIO) -> MemgraphOptions | int:
@@ -84,15 +103,30 @@ def parse_args(args: Sequence[str], out: TextIO, err: TextIO) -> MemgraphOptions
     opts = MemgraphOptions()
     extra: list[str] = []
     letters: list[str] = []
-    for i, arg in enumerate(args):
+    i = -1
+    while i + 1 < len(args):
+        i += 1
+        arg = args[i]
         if arg == "--":
             extra.extend(args[i + 1 :])
             break
         if arg.startswith("--"):
-            letter = _long_option(arg, err)
-            if isinstance(letter, int):
-                return letter
-            letters = [letter] if letter else []
+            found = _long_option(arg, err)
+            if isinstance(found, int):
+                return found
+            name, value = found
+            if name in _TAKES_ARGUMENT:
+                if value is None:
+                    # getopt takes the next argument, whatever it looks like.
+                    if i + 1 == len(args):
+                        return _usage_error(f"option '--{name}' requires an argument", err)
+                    i += 1
+                    value = args[i]
+                if value not in ATTRIBUTION_MODES:
+                    return _usage_error(f"--attribution must be exact or 2017, not '{value}'", err)
+                opts = opts._replace(exact=value == "exact")
+                continue
+            letters = [_LONG[name]] if _LONG[name] else []
         elif arg.startswith("-") and arg != "-":
             letters = list(arg[1:])
         else:
@@ -125,18 +159,32 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
     if isinstance(opts, int):
         return opts
     # VMOs and handle tables are only in full snapshots; plain memgraph needs no more
-    # than ps does.
+    # than ps does. Exact attribution needs the page facts.
     level = Level.FULL if opts.vmos or opts.handles else Level.TASKS
+    if opts.exact:
+        level = Level.PAGES
     snapshot = source.snapshot(level)
+    attribution = None
+    if opts.exact:
+        if snapshot.pages is None:
+            raise MxmemError(
+                f"memgraph: --attribution=exact: the source ({source.name}) gives no"
+                " page-level facts to attribute"
+            )
+        attribution = attribute_snapshot(snapshot)
     view = memgraph_view(
         snapshot,
         task_memory(snapshot),
         threads=opts.threads,
         vmos=opts.vmos,
         handles=opts.handles,
+        attribution=attribution,
     )
     write_memgraph(view.records, out)
     notes = list(snapshot.notes)
+    if view.exact is not None and attribution is not None:
+        every = (*attribution.notes, *view.exact.notes)
+        notes.extend(exact_notes(attribution.exact, every, view.exact.residual_bytes))
     if snapshot.kernel is None:
         notes.append("the source has no kernel memory figures; there are no kernel records")
     if view.unknown_processes:
@@ -151,6 +199,25 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
         )
     print_notes("memgraph", notes, err)
     return 0
+
+
+def exact_notes(exact: bool, notes: Sequence[str], residual_bytes: int) -> list[str]:
+    """What ``--attribution=exact`` must say on standard error: "approximate" when not
+    every figure is page-level, the attribution's notes, and a nonzero residual with its
+    likely causes (the notes) — never hidden."""
+    out: list[str] = []
+    if not exact:
+        out.append("approximate: not every figure of the exact attribution is page-level")
+    out.extend(notes)
+    if residual_bytes != 0:
+        sign = "-" if residual_bytes < 0 else ""
+        causes = " (likely causes: the notes above)" if notes else ""
+        out.append(
+            f"residual: {sign}{format_size(abs(residual_bytes))} ({residual_bytes} bytes)"
+            " of physical memory not accounted for by the processes and named"
+            f" categories{causes}"
+        )
+    return out
 
 
 TOOL = Tool("memgraph", "the whole system (kernel, tasks, VMOs) as JSON records", run)

@@ -2,6 +2,11 @@
 
 Options are hand-parsed in order, as ps.c does: ``--help`` prints the help and stops,
 the first unknown argument is an error.
+
+``--attribution=exact`` (issue 6) takes the snapshot at ``Level.PAGES`` and shows the
+exact attribution (:mod:`mxmem.accounting.exact`) instead of the 2017 PSS: the same
+tree, ATTRIB/PRIVATE/SHARED/KERNEL columns and a summary of the whole system that adds
+up to its total physical memory.
 """
 
 from __future__ import annotations
@@ -9,11 +14,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple, TextIO
 
+from mxmem.accounting.exact import attribute_snapshot
 from mxmem.accounting.magenta2017 import task_memory
 from mxmem.cli.common import Tool, print_notes, strtoull
 from mxmem.model import Level
+from mxmem.render.exact import attribution_notes, shown_attribution
 from mxmem.render.jsonout import write_json
-from mxmem.render.ps import ps_json, ps_rows, reports_swap, swap_pss_total, write_ps
+from mxmem.render.ps import (
+    exact_rows,
+    ps_exact_json,
+    ps_json,
+    ps_rows,
+    reports_swap,
+    swap_pss_total,
+    write_ps,
+    write_ps_exact,
+)
 from mxmem.render.text import safe_text
 from mxmem.render.units import format_size
 from mxmem.sources import Source
@@ -29,10 +45,25 @@ Options:
                 where ? is the job id.
  --units=?      Fix all sizes to the named unit
                 where ? is one of [BkMGTPE]
- --json         Print machine-readable rows (a JSON array)
+ --json         Print machine-readable rows (a JSON array; with
+                --attribution=exact, an object of rows and summary)
  --swap         Include swapped-out memory in PSS: each process's
-                share of it (Linux SwapPss, never Swap)
+                share of it (Linux SwapPss, never Swap); with
+                --attribution=exact, a SWAP column apart from ATTRIB
+ --attribution=?
+                How memory is attributed, where ? is one of
+                2017   the default: PSS, PRIVATE and SHARED as
+                       Magenta's ps computed them
+                exact  every page counted once: ATTRIB = PRIVATE
+                       (pages only it uses) + SHARED (its share of
+                       pages others use too) + KERNEL (page tables,
+                       stacks, objects it causes); jobs sum their
+                       processes; then a summary of the whole system
+                       (memory no process is blamed for, by kind)
+                       that adds up to the total physical memory
 """
+
+ATTRIBUTIONS = ("2017", "exact")
 
 
 class PsOptions(NamedTuple):
@@ -42,6 +73,7 @@ class PsOptions(NamedTuple):
     units: str = ""
     json: bool = False
     swap: bool = False
+    attribution: str = "2017"
 
 
 def parse_args(args: Sequence[str], out: TextIO, err: TextIO) -> PsOptions | int:
@@ -64,6 +96,15 @@ def parse_args(args: Sequence[str], out: TextIO, err: TextIO) -> PsOptions | int
             opts = opts._replace(units=arg[-1])
         elif arg.startswith("--job=") and (koid := strtoull(arg[len("--job=") :])) is not None:
             opts = opts._replace(job_koid=koid)
+        elif arg.startswith("--attribution="):
+            value = arg[len("--attribution=") :]
+            if value not in ATTRIBUTIONS:
+                # One line (not the whole help): the option is right, its value is not.
+                err.write(
+                    f"ps: --attribution must be 2017 or exact, not {safe_text(repr(value))}\n"
+                )
+                return 1
+            opts = opts._replace(attribution=value)
         else:
             err.write(f"Unknown option: {safe_text(arg)}\n{HELP}")
             return 1
@@ -74,6 +115,8 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
     opts = parse_args(args, out, err)
     if isinstance(opts, int):
         return opts
+    if opts.attribution == "exact":
+        return run_exact(opts, source, out, err)
     snapshot = source.snapshot(Level.TASKS)
     start = snapshot.root_job_koid if opts.job_koid is None else opts.job_koid
     if opts.job_koid is not None and opts.job_koid not in snapshot.jobs:
@@ -102,6 +145,46 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
         notes.append(
             f"the sizes of {totals.unknown} process{plural} are unknown (shown as ?);"
             " job totals leave them out"
+        )
+    print_notes("ps", notes, err)
+    return 0
+
+
+def run_exact(opts: PsOptions, source: Source, out: TextIO, err: TextIO) -> int:
+    """``ps --attribution=exact``."""
+    snapshot = source.snapshot(Level.PAGES)
+    start = snapshot.root_job_koid if opts.job_koid is None else opts.job_koid
+    if opts.job_koid is not None and opts.job_koid not in snapshot.jobs:
+        err.write(f"ERROR: no job with koid {opts.job_koid}\n")
+        return 1
+    if snapshot.pages is None:
+        err.write(
+            f"ps: --attribution=exact: the source {safe_text(source.name)} has no"
+            " page-level facts to attribute\n"
+        )
+        return 1
+    shown = shown_attribution(attribute_snapshot(snapshot))
+    rows = exact_rows(snapshot, shown, start, threads=opts.threads, jobs_only=opts.jobs_only)
+    if opts.json:
+        write_json(ps_exact_json(rows, shown, job_koid=start), out)
+    else:
+        # The table may show one job; the summary always adds up the whole system.
+        scope = "" if opts.job_koid is None else f"not only job {opts.job_koid}"
+        write_ps_exact(
+            rows, shown, out, units=opts.units, threads=opts.threads, swap=opts.swap, scope=scope
+        )
+    notes = attribution_notes(snapshot.notes, shown, in_output=opts.json or shown.has_residual)
+    if shown.swap_bytes and not (opts.swap or opts.json):
+        notes.append(
+            f"{format_size(shown.swap_bytes)} of the processes' memory is swapped out"
+            " (their share of it) and not RAM, so not in ATTRIB; --swap shows it"
+        )
+    unknown = sum(1 for r in rows if r.type == "p" and r.share is None)
+    if unknown:
+        plural = "es" if unknown != 1 else ""
+        notes.append(
+            f"the memory of {unknown} process{plural} is unknown (shown as ?);"
+            " job totals leave it out"
         )
     print_notes("ps", notes, err)
     return 0

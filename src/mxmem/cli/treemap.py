@@ -1,8 +1,15 @@
-"""``mxmem treemap [-o FILE] [--json] [INPUT]``: memgraph JSON as one self-contained HTML page.
+"""``mxmem treemap [-o FILE] [--json] [--attribution=MODE] [INPUT]``: memgraph JSON as one
+self-contained HTML page.
 
 The successor of Fuchsia's ``scripts/memory/treemap.py`` (spec §7): it reads what
 ``memgraph -v`` printed — from mxmem, from a real Magenta system, or made by hand — and
 writes a page with a zoomable treemap and a sortable table, which needs no network.
+
+Exact attribution (issue 6): input from ``memgraph --attribution=exact`` gives the exact
+tree (:func:`mxmem.render.treemap.exact_tree`) by itself; ``--attribution=exact`` on plain
+memgraph output computes the attribution from the records, read as a capture (as far as
+the capture source can derive page facts from them); ``--attribution=2017`` always gives
+treemap.py's tree.
 """
 
 from __future__ import annotations
@@ -15,11 +22,18 @@ from contextlib import contextmanager
 from importlib import resources
 from typing import NamedTuple, TextIO
 
+from mxmem.accounting.exact import attribute_snapshot
+from mxmem.accounting.magenta2017 import task_memory
 from mxmem.cli.common import Tool, print_notes
+from mxmem.cli.memgraph import ATTRIBUTION_MODES, exact_notes
 from mxmem.errors import MxmemError
+from mxmem.model import Level
 from mxmem.render.jsonout import dumps_json
+from mxmem.render.memgraph import memgraph_view
 from mxmem.render.text import safe_text
 from mxmem.render.treemap import (
+    MemGraph,
+    exact_tree,
     fold_tree,
     memory_tree,
     page_data,
@@ -28,18 +42,26 @@ from mxmem.render.treemap import (
     treemap_html,
 )
 from mxmem.sources import Source
+from mxmem.sources.capture import CaptureSource, load_capture
 
 HELP = """\
-Usage: treemap [-o FILE] [--json] [INPUT]
+Usage: treemap [-o FILE] [--json] [--attribution=exact|2017] [INPUT]
   Reads memgraph JSON (the output of `memgraph -vt`) from INPUT, or from
   standard input when INPUT is missing or "-", and writes a zoomable treemap
   of memory usage as one self-contained HTML page.
 Options:
  -o|--output FILE  Write the page to FILE instead of standard output
  --json            Write the whole tree as JSON instead of the page
+ --attribution=exact|2017
+                   exact: every byte of physical memory once, in the processes
+                   and in named kinds of unowned memory, with the residual (from
+                   `memgraph --attribution=exact` output, or computed from plain
+                   memgraph output as far as it allows); 2017: treemap.py's tree.
+                   Default: exact when the input carries it, else 2017
  -h|--help         Display this message
-Example:
+Examples:
   mxmem memgraph -vt | mxmem treemap > mem.html
+  mxmem memgraph -vt --attribution=exact | mxmem treemap > exact.html
 """
 
 
@@ -47,6 +69,7 @@ class TreemapOptions(NamedTuple):
     input: str | None = None  # None or "-": standard input
     output: str | None = None  # None: standard output
     json: bool = False
+    attribution: str | None = None  # None: as the input says; "exact" or "2017"
 
 
 def parse_args(args: Sequence[str], out: TextIO, err: TextIO) -> TreemapOptions | int:
@@ -69,6 +92,21 @@ def parse_args(args: Sequence[str], out: TextIO, err: TextIO) -> TreemapOptions 
             opts = opts._replace(output=arg[len("--output=") :])
         elif arg == "--json":
             opts = opts._replace(json=True)
+        elif arg == "--attribution" or arg.startswith("--attribution="):
+            if arg == "--attribution":
+                if i + 1 == len(args):
+                    err.write(f"treemap: --attribution needs exact or 2017\n{HELP}")
+                    return 1
+                i += 1
+                mode = args[i]
+            else:
+                mode = arg[len("--attribution=") :]
+            if mode not in ATTRIBUTION_MODES:
+                err.write(
+                    f"treemap: --attribution must be exact or 2017, not {safe_text(mode)}\n{HELP}"
+                )
+                return 1
+            opts = opts._replace(attribution=mode)
         elif arg == "--":
             positional.extend(args[i + 1 :])
             break
@@ -153,7 +191,15 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
     with no_gc():
         value = decode_memgraph(raw)
         try:
-            tree = memory_tree(parse_memgraph(value))
+            graph = parse_memgraph(value)
+            if opts.attribution == "2017" or (
+                opts.attribution is None and graph.attribution is None
+            ):
+                tree = memory_tree(graph)
+            else:
+                if graph.attribution is None:
+                    graph = attribute_memgraph(raw, opts.input)
+                tree = exact_tree(graph)
         except MxmemError as e:
             raise MxmemError(f"treemap: {e}") from None
         if opts.json:
@@ -171,6 +217,9 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
         except OSError as e:
             raise MxmemError(f"treemap: cannot write {opts.output}: {e.strerror or e}") from None
     notes = list(tree.notes)
+    meta = tree.attribution
+    if meta is not None:
+        notes.extend(exact_notes(meta.exact, meta.notes, meta.residual_bytes))
     if folded is not None and folded.folded:
         notes.append(
             f"{folded.folded} of {folded.total} nodes are folded into larger boxes"
@@ -178,6 +227,23 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
         )
     print_notes("treemap", notes, err)
     return 0
+
+
+def attribute_memgraph(raw: bytes, path: str | None) -> MemGraph:
+    """Plain memgraph output made exact: the records read as a capture, asked for page
+    facts, attributed, and rendered back as ``memgraph --attribution=exact`` records."""
+    where = "standard input" if path is None or path == "-" else path
+    source = CaptureSource(load_capture(raw, where), f"capture:{where}")
+    snapshot = source.snapshot(Level.PAGES)
+    if snapshot.pages is None:
+        raise MxmemError(
+            f"--attribution=exact: no page facts can be derived from {where} (make the"
+            " input with `mxmem memgraph -vt --attribution=exact`)"
+        )
+    view = memgraph_view(
+        snapshot, task_memory(snapshot), vmos=True, attribution=attribute_snapshot(snapshot)
+    )
+    return parse_memgraph(view.records)
 
 
 TOOL = Tool("treemap", "memgraph JSON as a zoomable HTML treemap page", run)

@@ -1,4 +1,9 @@
-"""``mxmem digest`` output: a table for people, CSV and JSON with exact bytes."""
+"""``mxmem digest`` output: a table for people, CSV and JSON with exact bytes.
+
+An exact digest (``--attribution=exact``) adds to the table a ``Total`` line under the
+rows (which add up to it) and says when it is approximate; its JSON carries
+``attribution``, ``exact`` and ``total_bytes``. A ``Residual`` row may be negative.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,10 @@ _UNITS = ("B", "KiB", "MiB", "GiB")
 def digest_size(size_bytes: int) -> str:
     """A size as Fuchsia's ``scripts/memory`` Python digests print it: ``%.4g`` of the
     value in the largest of B/KiB/MiB/GiB that keeps it at least 1 (RFC-0004 IEC units),
-    e.g. ``1023B``, ``1KiB``, ``1.5MiB``, ``12.35GiB``."""
+    e.g. ``1023B``, ``1KiB``, ``1.5MiB``, ``12.35GiB``. A negative size (an exact
+    digest's residual) is its absolute value's, with a minus sign."""
+    if size_bytes < 0:
+        return "-" + digest_size(-size_bytes)
     value = float(size_bytes)
     unit = 0
     while value >= 1024 and unit < len(_UNITS) - 1:
@@ -25,10 +33,15 @@ def digest_size(size_bytes: int) -> str:
 
 def write_digest_human(digest: Digest, out: TextIO) -> None:
     names = [safe_text(b.name) for b in digest.buckets]
-    width = max([len("BUCKET"), *(len(n) for n in names)])
+    label = "Total" if digest.exact else "Total (approximate)"
+    footer = [label] if digest.total_bytes is not None else []
+    width = max([len("BUCKET"), *(len(n) for n in [*names, *footer])])
     out.write(f"{'BUCKET':<{width}} {'SIZE':>10}\n")
     for name, bucket in zip(names, digest.buckets, strict=True):
         out.write(f"{name:<{width}} {digest_size(bucket.size_bytes):>10}\n")
+    if digest.total_bytes is not None:
+        # Exact mode: the rows above add up to this, the total physical memory.
+        out.write(f"{label:<{width}} {digest_size(digest.total_bytes):>10}\n")
 
 
 def _csv_field(text: str) -> str:
@@ -49,4 +62,7 @@ def write_digest_json(digest: Digest, out: TextIO) -> None:
         {"name": b.name, "size_bytes": b.size_bytes, "vmos": b.vmo_count} for b in digest.buckets
     ]
     notes: list[JsonValue] = list(digest.notes)
-    write_json({"buckets": buckets, "notes": notes}, out)
+    obj: dict[str, JsonValue] = {"buckets": buckets, "notes": notes}
+    if digest.total_bytes is not None:
+        obj |= {"attribution": "exact", "exact": digest.exact, "total_bytes": digest.total_bytes}
+    write_json(obj, out)

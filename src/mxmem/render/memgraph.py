@@ -22,6 +22,11 @@ Where this differs from the 2017 tool, on purpose:
   root job's parent is ``""`` rather than a ``kernel/vmo`` record that is not there.
 - A job whose source reports its own memory charge (a Linux cgroup's) has
   ``charge_bytes``: optional, and not the sum of its processes' PSS.
+- ``memgraph --attribution=exact`` (issue 6) keeps every 2017 field and adds, from
+  :mod:`mxmem.accounting.exact`: ``attributed_bytes`` and an ``attributed`` breakdown on
+  each process, ``attributed_bytes`` (the subtree's sum) on each job, and an
+  ``attribution`` object in ``__META`` (total, categories of unowned memory, residual,
+  notes). See :func:`exact_figures` for how the fractions become whole bytes that add up.
 
 memgraph.cpp left out the VMOs of its own process (they change while it reads them); a
 snapshot is taken before any rendering and has no memgraph process, so nothing is skipped.
@@ -30,11 +35,13 @@ snapshot is taken before any rendering and has no memgraph process, so nothing i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from fractions import Fraction
 from typing import TextIO
 
+from mxmem.accounting.exact import Attribution, integer_parts
 from mxmem.accounting.magenta2017 import TaskMemory
 from mxmem.model import Handle, Job, KernelMemory, ObjType, Process, Snapshot, Thread
 from mxmem.render.jsonout import JsonValue
@@ -42,9 +49,12 @@ from mxmem.render.ps import job_charge_bytes
 from mxmem.render.vmos import VmoRow, rights_names, vmos_rows
 
 __all__ = [
+    "EXITED_CATEGORY",
     "HANDLE_TYPE_ORDER",
+    "ExactFigures",
     "MemgraphView",
     "Record",
+    "exact_figures",
     "handle_stats",
     "kernel_records",
     "memgraph_timestamp",
@@ -100,12 +110,167 @@ class MemgraphView:
 
     ``missing_vmo_refs`` counts VMO references whose VMO the snapshot lacked (left out of
     ``vmos``/``vmo_refs``); ``unknown_processes`` counts processes whose figures are
-    unknown (their records have no size fields).
+    unknown (their records have no size fields). ``exact`` is the exact attribution's
+    figures when it was asked for.
     """
 
     records: list[Record]
     missing_vmo_refs: int = 0
     unknown_processes: int = 0
+    exact: ExactFigures | None = None
+
+
+# Memory the attribution gives to a process the task tree does not list (on a live host, one
+# that exited between the page reads and the task walk): kept as a named category, so that
+# the records still add up to the total.
+EXITED_CATEGORY = "processes not in the task tree"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExactFigures:
+    """An exact attribution in whole bytes, as ``memgraph --attribution=exact`` prints it.
+
+    ``processes``: by process koid, the fields added to its record (``attributed_bytes``
+    and ``attributed``); ``jobs``: by job koid, the sum over the job's subtree; ``meta``:
+    the ``__META`` record's ``attribution`` object. ``residual_bytes`` = total - Σ
+    processes - Σ categories, exactly, in the rounded figures. ``notes`` say what the
+    rounding step had to do beyond rounding (negative figures, processes not listed), on
+    top of the source's own notes; all of them are in ``meta`` too.
+    """
+
+    processes: Mapping[int, Record] = field(default_factory=dict)
+    jobs: Mapping[int, int] = field(default_factory=dict)
+    meta: Record = field(default_factory=dict)
+    residual_bytes: int = 0
+    notes: tuple[str, ...] = ()
+
+
+def _listed(snapshot: Snapshot) -> tuple[list[int], set[int]]:
+    """The job koids in walk order and the process koids the walk reaches: exactly the
+    tasks memgraph prints a record for."""
+    jobs: list[int] = []
+    processes: set[int] = set()
+    for _depth, kind, obj in snapshot.walk():
+        if kind == "j":
+            jobs.append(obj.koid)
+        else:
+            processes.add(obj.koid)
+    return jobs, processes
+
+
+def exact_figures(snapshot: Snapshot, attribution: Attribution) -> ExactFigures:
+    """``attribution`` rounded to whole bytes so that what is printed adds up.
+
+    Every part — each process's private, shared, estimated and per-kind kernel bytes, and
+    each category — is rounded in one :func:`~mxmem.accounting.exact.integer_parts` call,
+    so a process's ``attributed_bytes`` is exactly the sum of its printed parts, a job's
+    the sum of its subtree's processes, and Σ processes + Σ categories is the rounded sum
+    of the exact fractions: on a source that sees every page, ``total_bytes`` to the byte
+    (residual 0). A negative part (which no rule makes, but a source's figure could be) is
+    never printed: it counts as 0 and so shows in the residual, with a note. A process the
+    task walk does not reach has no record: its bytes go to :data:`EXITED_CATEGORY`.
+    """
+    job_order, listed = _listed(snapshot)
+    notes: list[str] = []
+    parts: list[tuple[str, Fraction]] = []
+    exited = Fraction(0)
+    exited_count = 0
+
+    def part(key: str, value: Fraction, what: str) -> None:
+        if value < 0:
+            notes.append(
+                f"{what} was negative ({round(value)} bytes): counted as 0, so it is"
+                " part of the residual"
+            )
+            value = Fraction(0)
+        parts.append((key, value))
+
+    for pid, share in attribution.processes.items():
+        if pid not in listed:
+            exited += share.total
+            exited_count += 1
+            continue
+        what = f"the attribution of process {pid}"
+        part(f"p{pid}/private", share.private, f"{what} (private)")
+        part(f"p{pid}/shared", share.shared, f"{what} (shared)")
+        part(f"p{pid}/estimated", share.estimated, f"{what} (estimated)")
+        for kind, value in share.kernel.items():
+            part(f"p{pid}/k/{kind}", value, f"{what} ({kind})")
+    categories: dict[str, Fraction] = dict(attribution.categories)
+    if exited_count:
+        categories[EXITED_CATEGORY] = categories.get(EXITED_CATEGORY, Fraction(0)) + exited
+        plural = "es" if exited_count != 1 else ""
+        notes.append(
+            f"{exited_count} process{plural} with attributed memory are not in the task"
+            f' tree (exited while it was read): their memory is the "{EXITED_CATEGORY}"'
+            " category"
+        )
+    for name, value in categories.items():
+        part(f"c/{name}", value, f'the category "{name}"')
+    # Whole parts never gain a byte in largest-remainder rounding (what is short is at most
+    # the number of fractional parts), so only the fractional ones go through it: most
+    # parts are whole, and Fraction arithmetic is what this costs.
+    rounded = {key: int(value) for key, value in parts if value.denominator == 1}
+    rounded.update(integer_parts((k, v) for k, v in parts if v.denominator != 1))
+
+    processes: dict[int, Record] = {}
+    for pid in sorted(listed):
+        mine = attribution.processes.get(pid)
+        if mine is None:
+            kinds: dict[str, int] = {}
+            private = shared = estimated = swap = 0
+        else:
+            kinds = {kind: rounded[f"p{pid}/k/{kind}"] for kind in mine.kernel}
+            private = rounded[f"p{pid}/private"]
+            shared = rounded[f"p{pid}/shared"]
+            estimated = rounded[f"p{pid}/estimated"]
+            swap = max(round(mine.swap), 0)  # not RAM: outside the sum, rounded alone
+        kernel = sum(kinds.values())
+        processes[pid] = {
+            "attributed_bytes": private + shared + kernel + estimated,
+            "attributed": {
+                "private_bytes": private,
+                "shared_bytes": shared,
+                "kernel_bytes": kernel,
+                "kernel_by_kind": dict[str, JsonValue](kinds),
+                "estimated_bytes": estimated,
+                "swap_bytes": swap,
+            },
+        }
+
+    jobs: dict[int, int] = {}
+    for koid in reversed(job_order):  # children before their parents
+        job = snapshot.jobs[koid]
+        total = sum(_attributed(processes, p) for p in job.process_koids if p in snapshot.processes)
+        jobs[koid] = total + sum(jobs.get(c, 0) for c in job.child_koids)
+
+    unowned = {name: rounded[f"c/{name}"] for name in categories}
+    ordered = sorted((item for item in unowned.items() if item[1]), key=lambda i: (-i[1], i[0]))
+    processes_bytes = sum(_attributed(processes, p) for p in processes)
+    residual = attribution.total_bytes - processes_bytes - sum(unowned.values())
+    all_notes = (*attribution.notes, *notes)
+    meta: Record = {
+        "mode": "exact",
+        "exact": attribution.exact,
+        "total_bytes": attribution.total_bytes,
+        "processes_bytes": processes_bytes,
+        "categories": dict[str, JsonValue](ordered),
+        "residual_bytes": residual,
+        "notes": list[JsonValue](all_notes),
+    }
+    return ExactFigures(
+        processes=processes,
+        jobs=jobs,
+        meta=meta,
+        residual_bytes=residual,
+        notes=tuple(notes),
+    )
+
+
+def _attributed(processes: Mapping[int, Record], pid: int) -> int:
+    value = processes[pid]["attributed_bytes"]
+    assert isinstance(value, int)
+    return value
 
 
 def _kernel(name: str, parent: str, size_bytes: int) -> Record:
@@ -187,14 +352,17 @@ def memgraph_view(
     threads: bool = False,
     vmos: bool = False,
     handles: bool = False,
+    attribution: Attribution | None = None,
 ) -> MemgraphView:
     """Every record of ``memgraph`` for ``snapshot``.
 
     ``threads`` adds thread records (``-t``); ``vmos`` adds each process's VMO entries in
     ``vmos`` tool order, duplicates kept (``-v``); ``handles`` adds ``handle_stats``
     (``-H``). A process that is not running reports zeros; one whose figures are unknown
-    has no size fields.
+    has no size fields. ``attribution`` (``--attribution=exact``) adds the exact fields
+    (see :func:`exact_figures`).
     """
+    exact = None if attribution is None else exact_figures(snapshot, attribution)
     records: list[Record] = []
     if snapshot.kernel is not None:
         records.extend(kernel_records(snapshot.kernel))
@@ -215,6 +383,8 @@ def memgraph_view(
             charge = job_charge_bytes(obj)
             if charge is not None:
                 job["charge_bytes"] = charge
+            if exact is not None:
+                job["attributed_bytes"] = exact.jobs.get(obj.koid, 0)
             records.append(job)
         elif isinstance(obj, Process):
             process_koid = obj.koid
@@ -232,6 +402,8 @@ def memgraph_view(
                 record["private_bytes"] = stats.private_bytes
                 record["shared_bytes"] = stats.shared_bytes
                 record["pss_bytes"] = stats.pss_bytes
+            if exact is not None:
+                record.update(exact.processes[obj.koid])
             if handles and obj.handles is not None:
                 record["handle_stats"] = handle_stats(obj.handles)
             if vmos:
@@ -252,8 +424,13 @@ def memgraph_view(
                     "state": obj.state.name,
                 }
             )
-    records.append({"type": "__META", "timestamp": memgraph_timestamp(snapshot.timestamp)})
-    return MemgraphView(records=records, missing_vmo_refs=missing, unknown_processes=unknown)
+    meta: Record = {"type": "__META", "timestamp": memgraph_timestamp(snapshot.timestamp)}
+    if exact is not None:
+        meta["attribution"] = exact.meta
+    records.append(meta)
+    return MemgraphView(
+        records=records, missing_vmo_refs=missing, unknown_processes=unknown, exact=exact
+    )
 
 
 def _record_text(record: Record) -> str:

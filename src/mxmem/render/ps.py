@@ -10,6 +10,12 @@ is ``swap_pss_bytes`` in JSON, and added to PSS only when asked (``ps --swap``);
 job's own memory charge (its cgroup's) is ``cgroup_charge_bytes`` in JSON: it is not
 the sum of its processes' PSS (it also holds page cache, kernel memory and the memory
 of processes that have exited, and counts each page once, whole, to one cgroup).
+
+``ps --attribution=exact`` (issue 6) has its own rows (:func:`exact_rows`): ATTRIB,
+the RAM attributed to a process (each page once: its PRIVATE pages, its SHARED fraction
+of pages others use too, and the KERNEL memory it causes), printed by
+:func:`write_ps_exact` with a summary that adds up to the total physical memory, or as
+JSON by :func:`ps_exact_json`.
 """
 
 from __future__ import annotations
@@ -18,19 +24,24 @@ from typing import NamedTuple, TextIO
 
 from mxmem.accounting.magenta2017 import TaskMemory
 from mxmem.model import Job, Process, Snapshot, Thread
+from mxmem.render.exact import ShownAttribution, ShownShare, summary_lines
 from mxmem.render.jsonout import JsonValue
 from mxmem.render.text import safe_text
 from mxmem.render.units import format_size
 
 __all__ = [
     "CHARGE_KEYS",
+    "ExactRow",
     "PsRow",
+    "exact_rows",
     "job_charge_bytes",
+    "ps_exact_json",
     "ps_json",
     "ps_rows",
     "reports_swap",
     "swap_pss_total",
     "write_ps",
+    "write_ps_exact",
 ]
 
 #: The :attr:`Job.extra` keys that hold a job's own memory charge: a cgroup's
@@ -218,3 +229,176 @@ def ps_json(rows: list[PsRow], *, swap_pss: bool = False) -> list[JsonValue]:
             obj["cgroup_charge_bytes"] = row.charge_bytes
         out.append(obj)
     return out
+
+
+# --- --attribution=exact -----------------------------------------------------------------
+
+
+class ExactRow(NamedTuple):
+    """One line of ``ps --attribution=exact``. ``share`` is ``None`` for a thread and
+    for a process whose memory is unknown (unreadable, and not in the attribution); a
+    job's is the sum of the processes of its subtree whose memory is known."""
+
+    depth: int
+    type: str  # "j", "p" or "t"
+    koid: int
+    parent_koid: int | None
+    name: str
+    share: ShownShare | None
+    state: str | None = None  # threads only
+    # A Linux kernel thread with nothing attributed: blank cells, as in the 2017 table.
+    kernel_thread: bool = False
+
+
+def _process_share(process: Process, shown: ShownAttribution) -> ShownShare | None:
+    share = shown.processes.get(process.koid)
+    if share is not None:
+        return share
+    # Not in the attribution: unknown if the source could not read it; otherwise it
+    # has nothing attributed (a dead process, a kernel thread).
+    return None if process.unreadable is not None else ShownShare()
+
+
+def exact_rows(
+    snapshot: Snapshot,
+    shown: ShownAttribution,
+    job_koid: int | None = None,
+    *,
+    threads: bool = False,
+    jobs_only: bool = False,
+) -> list[ExactRow]:
+    """The rows of ``ps --attribution=exact`` for the tree under ``job_koid`` (default:
+    the root job), in the same walk order as :func:`ps_rows`."""
+    # A job's figures: the sums over every process below it, from the same rounded
+    # figures the process rows show (so a job row is the sum of what is printed).
+    jobs: dict[int, ShownShare] = {}
+    for process in snapshot.processes.values():
+        share = _process_share(process, shown)
+        if share is None or process.job_koid not in snapshot.jobs:
+            continue
+        for ancestor in snapshot.ancestors(process.job_koid):
+            jobs[ancestor] = jobs.get(ancestor, ShownShare()) + share
+    rows: list[ExactRow] = []
+    process_koid = 0  # the walk yields a process's threads right after it
+    for depth, kind, obj in snapshot.walk(job_koid, threads=threads and not jobs_only):
+        if isinstance(obj, Job):
+            share = jobs.get(obj.koid, ShownShare())
+            rows.append(ExactRow(depth, "j", obj.koid, obj.parent_koid, obj.name, share))
+        elif jobs_only:
+            continue
+        elif isinstance(obj, Process):
+            process_koid = obj.koid
+            blank = obj.kernel_thread and obj.koid not in shown.processes
+            rows.append(
+                ExactRow(
+                    depth,
+                    "p",
+                    obj.koid,
+                    obj.job_koid,
+                    obj.name,
+                    _process_share(obj, shown),
+                    kernel_thread=blank,
+                )
+            )
+        else:
+            assert isinstance(obj, Thread) and kind == "t"
+            rows.append(
+                ExactRow(depth, "t", obj.koid, process_koid, obj.name, None, obj.state.value)
+            )
+    return rows
+
+
+def _exact_cells(row: ExactRow, units: str, estimated: bool, swap: bool) -> list[str]:
+    count = 4 + estimated + swap
+    if row.type == "t" or row.kernel_thread:
+        return [""] * count
+    share = row.share
+    if share is None:
+        return ["?"] * count  # unknown (e.g. unreadable), not zero
+    values = [share.total, share.private, share.shared, share.kernel]
+    values += [share.estimated] * estimated + [share.swap] * swap
+    return [format_size(v, units) for v in values]
+
+
+def write_ps_exact(
+    rows: list[ExactRow],
+    shown: ShownAttribution,
+    out: TextIO,
+    *,
+    units: str = "",
+    threads: bool = False,
+    swap: bool = False,
+    scope: str = "",
+) -> None:
+    """Print the exact table in the layout of ``ps.c`` (header before and after, the
+    same ID column, ``%7s`` size cells), then a blank line and the whole system's
+    summary (:func:`~mxmem.render.exact.summary_lines`).
+
+    Columns: ATTRIB = PRIVATE + SHARED + KERNEL (+ ESTIM, present only when the source
+    has per-process figures that are not page-level); SWAP (``swap``) is not RAM and
+    not in ATTRIB; STATE with ``threads``.
+    """
+    estimated = shown.uses_estimates
+    names = ["ATTRIB", "PRIVATE", "SHARED", "KERNEL"]
+    names += ["ESTIM"] * estimated + ["SWAP"] * swap + ["STATE"] * threads
+    id_w = max((2 * r.depth + 2 + len(str(r.koid)) for r in rows), default=0)
+    header = f"{'TASK':<{id_w}} " + "".join(f"{n:>7} " for n in names) + "NAME\n"
+    lines = [header]
+    for row in rows:
+        cells = _exact_cells(row, units, estimated, swap)
+        if threads:
+            cells.append(row.state or "")
+        cell = " " * (2 * row.depth) + f"{row.type}:{row.koid}"
+        sizes = "".join(f"{c:>7} " for c in cells)
+        lines.append(f"{cell:<{id_w}} {sizes}{safe_text(row.name)}\n")
+    lines.append(header)
+    lines.append("\n")
+    lines.extend(f"{line}\n" for line in summary_lines(shown, units=units, scope=scope))
+    out.write("".join(lines))
+
+
+def _share_json(share: ShownShare | None) -> dict[str, JsonValue]:
+    keys = ("attributed", "private", "shared", "kernel", "estimated", "swap")
+    if share is None:
+        return {f"{k}_bytes": None for k in keys}
+    values = (share.total, share.private, share.shared, share.kernel, share.estimated)
+    return {f"{k}_bytes": v for k, v in zip(keys, (*values, share.swap), strict=True)}
+
+
+def ps_exact_json(
+    rows: list[ExactRow], shown: ShownAttribution, *, job_koid: int | None
+) -> JsonValue:
+    """The exact view as one JSON object (``schemas/ps.schema.json``, its second form):
+    ``rows`` (integer bytes, ``null`` where the table has a blank or ``?`` cell, except a
+    kernel thread's zeros), and the whole system's ``summary``, in which
+    ``processes_bytes + Σ categories + residual_bytes == total_bytes``."""
+    out_rows: list[JsonValue] = []
+    for row in rows:
+        obj: dict[str, JsonValue] = {
+            "type": row.type,
+            "koid": row.koid,
+            "parent_koid": row.parent_koid,
+            "depth": row.depth,
+            "name": row.name,
+            **_share_json(row.share),
+        }
+        if row.type == "t":
+            obj["state"] = row.state
+        out_rows.append(obj)
+    categories: list[JsonValue] = [{"name": n, "bytes": b} for n, b in shown.categories]
+    notes: list[JsonValue] = list(shown.notes)
+    return {
+        "attribution": "exact",
+        "exact": shown.exact,
+        "notes": notes,
+        "job_koid": job_koid,
+        "rows": out_rows,
+        "summary": {
+            "scope": "system",
+            "total_bytes": shown.total_bytes,
+            "processes_bytes": shown.processes_bytes,
+            "categories": categories,
+            "residual_bytes": shown.residual_bytes,
+            "swap_bytes": shown.swap_bytes,
+        },
+    }

@@ -26,6 +26,14 @@ Where this differs from treemap.py, on purpose:
 - A share count of 0 (which the kernel never reports) divides as 1 instead of failing.
 - Input without kernel records (a source without kernel figures: the root job's parent is
   ``""``) gives a tree rooted at the root job.
+
+Exact attribution (issue 6): input from ``memgraph --attribution=exact`` (its ``__META``
+record has an ``attribution`` object) makes :func:`exact_tree` instead: all physical
+memory = the job tree, each process sized by its ``attributed_bytes`` and split into
+private / shared / kernel kinds / estimated, + one node per category of unowned memory
+(free, wired, kernel heap, unreferenced VMOs...) + a ``residual`` node only when the
+residual is positive. It never has an ``unknown`` node nor a negative one; the residual
+is always stated in words (:func:`attribution_text`).
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import hashlib
 import heapq
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import NamedTuple, TypeGuard
 
@@ -46,6 +54,8 @@ from mxmem.render.units import format_size
 __all__ = [
     "DEFAULT_MAX_CHILDREN",
     "DEFAULT_MAX_NODES",
+    "RESIDUAL_NAME",
+    "ExactMeta",
     "FoldedTree",
     "JobRecord",
     "KernelRecord",
@@ -57,6 +67,8 @@ __all__ = [
     "TreemapInputError",
     "VmoEntry",
     "VmoRef",
+    "attribution_text",
+    "exact_tree",
     "fold_tree",
     "memory_tree",
     "page_data",
@@ -78,6 +90,12 @@ DEFAULT_MAX_NODES = 50_000
 DEFAULT_MAX_CHILDREN = 200
 
 UNKNOWN_NAME = "unknown (kernel & unmapped)"
+RESIDUAL_NAME = "residual"
+ROOT_NAME = "All physical memory"
+# The boxes of a process in an exact tree, by the field of its "attributed" object.
+EXACT_PARTS = (("private_bytes", "private"), ("shared_bytes", "shared"))
+ESTIMATED_NAME = "estimated (not page-level)"
+KERNEL_NAME = "kernel"
 NOT_ITEMIZED_NAME = "not itemized"
 UNNAMED = "<unnamed>"
 # treemap.py's renames, by record id (the root job is renamed wherever it sits).
@@ -122,7 +140,9 @@ class VmoRef(NamedTuple):
 
 class ProcessRecord(NamedTuple):
     """A process record. The size fields are ``None`` when memgraph could not read them
-    (it omits them then); ``vmos``/``vmo_refs`` are empty without ``-v``."""
+    (it omits them then); ``vmos``/``vmo_refs`` are empty without ``-v``.
+    ``attributed_bytes`` and ``attributed`` (its parts as ``(box name, bytes)``, swap
+    left out as it is not RAM) come with ``--attribution=exact``."""
 
     id: str
     parent: str
@@ -132,6 +152,20 @@ class ProcessRecord(NamedTuple):
     pss_bytes: int | None
     vmos: tuple[VmoEntry, ...]
     vmo_refs: tuple[VmoRef, ...]
+    attributed_bytes: int | None = None
+    attributed: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExactMeta:
+    """The ``attribution`` object of an exact memgraph's ``__META`` record."""
+
+    exact: bool
+    total_bytes: int
+    processes_bytes: int
+    categories: tuple[tuple[str, int], ...]
+    residual_bytes: int
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,6 +177,7 @@ class MemGraph:
     processes: tuple[ProcessRecord, ...]
     threads: int = 0
     timestamp: str | None = None
+    attribution: ExactMeta | None = None
 
 
 def _show(value: object) -> str:
@@ -189,6 +224,34 @@ class _Fields:
 
     def opt_uint(self, key: str) -> int | None:
         return None if key not in self.record else self.uint(key)
+
+    def integer(self, key: str) -> int:
+        value = self.record.get(key)
+        if type(value) is not int:
+            raise self.missing(key, "an integer", value)
+        return value
+
+    def boolean(self, key: str) -> bool:
+        value = self.record.get(key)
+        if type(value) is not bool:
+            raise self.missing(key, "true or false", value)
+        return value
+
+    def obj(self, key: str) -> dict[str, object]:
+        value = self.record.get(key)
+        if type(value) is not dict:
+            raise self.missing(key, "an object", value)
+        return value
+
+    def sizes(self, key: str, minimum: int = 0) -> tuple[tuple[str, int], ...]:
+        """An object of name -> size (an integer of at least ``minimum``), in order."""
+        out: list[tuple[str, int]] = []
+        for name, value in self.obj(key).items():
+            if not _is_uint(value) or value < minimum:
+                expected = "a non-negative integer" if minimum == 0 else "a positive integer"
+                raise self.fail(f'"{key}"[{_show(name)}] must be {expected}, not {_show(value)}')
+            out.append((name, value))
+        return tuple(out)
 
     def array(self, key: str) -> list[object]:
         """The array at ``key``; an absent key is an empty array."""
@@ -272,7 +335,48 @@ def _process(f: _Fields, id_: str, parent: str, koid: int, name: str) -> Process
     for i, ref in enumerate(refs):
         if ref.vmo_koid not in known:
             raise f.fail(f'"vmo_refs"[{i}] refers to VMO koid {ref.vmo_koid}, not in "vmos"')
-    return ProcessRecord(id_, parent, koid, name, private, pss, vmos, refs)
+    attributed_bytes = f.opt_uint("attributed_bytes")
+    parts: tuple[tuple[str, int], ...] = ()
+    if "attributed" in f.record:
+        parts = _attributed_parts(_Fields(f.obj("attributed"), f'{f.where}: "attributed"'))
+    return ProcessRecord(id_, parent, koid, name, private, pss, vmos, refs, attributed_bytes, parts)
+
+
+def _attributed_parts(f: _Fields) -> tuple[tuple[str, int], ...]:
+    """A process's boxes in an exact tree, from its ``attributed`` object: private,
+    shared, each kernel kind (or one kernel box without kinds; a "kernel (not itemized)"
+    box for what the kinds leave of kernel_bytes), estimated."""
+    parts = [(box, f.uint(key)) for key, box in EXACT_PARTS]
+    kernel = f.uint("kernel_bytes")
+    kinds = f.sizes("kernel_by_kind") if "kernel_by_kind" in f.record else ()
+    itemized = sum(v for _, v in kinds)
+    if itemized > kernel:
+        raise f.fail(f'"kernel_by_kind" adds up to {itemized}, more than "kernel_bytes" ({kernel})')
+    parts.extend(kinds)
+    if kernel > itemized:
+        parts.append((KERNEL_NAME if not kinds else f"{KERNEL_NAME} ({NOT_ITEMIZED_NAME})",
+                      kernel - itemized))  # fmt: skip
+    parts.append((ESTIMATED_NAME, f.uint("estimated_bytes")))
+    return tuple(parts)
+
+
+def _exact_meta(record: Mapping[str, object], where: str) -> ExactMeta:
+    f = _Fields(record, f'{where}: "attribution"')
+    mode = f.text("mode")
+    if mode != "exact":
+        raise f.fail(f'unknown "mode" {_show(mode)} (expected "exact")')
+    notes = f.array("notes")
+    for i, note in enumerate(notes):
+        if type(note) is not str:
+            raise f.fail(f'"notes"[{i}] must be a string, not {_kind(note)}')
+    return ExactMeta(
+        exact=f.boolean("exact"),
+        total_bytes=f.uint("total_bytes"),
+        processes_bytes=f.uint("processes_bytes"),
+        categories=f.sizes("categories"),
+        residual_bytes=f.integer("residual_bytes"),
+        notes=tuple(str(n) for n in notes),
+    )
 
 
 def parse_memgraph(value: object) -> MemGraph:
@@ -293,6 +397,7 @@ def parse_memgraph(value: object) -> MemGraph:
     processes: list[ProcessRecord] = []
     threads = 0
     timestamp: str | None = None
+    attribution: ExactMeta | None = None
     seen: dict[str, int] = {}
     for index, record in enumerate(value, start=1):
         where = f"record {index}"
@@ -303,6 +408,9 @@ def parse_memgraph(value: object) -> MemGraph:
         if type_.startswith("__"):
             if type_ == "__META" and type(record.get("timestamp")) is str:
                 timestamp = str(record["timestamp"])
+            if type_ == "__META" and "attribution" in record:
+                f.where = f"{where} (__META)"
+                attribution = _exact_meta(f.obj("attribution"), f.where)
             continue
         if type_ not in ("kernel", "j", "p", "t"):
             raise f.fail(f'unknown "type" {_show(type_)} (expected kernel, j, p, t or __META)')
@@ -328,6 +436,7 @@ def parse_memgraph(value: object) -> MemGraph:
         processes=tuple(processes),
         threads=threads,
         timestamp=timestamp,
+        attribution=attribution,
     )
 
 
@@ -344,6 +453,8 @@ class NodeType(StrEnum):
     VMO = "vmo"
     MEMORY = "memory"
     OTHER = "other"
+    # Exact attribution: memory no process is blamed for, by kind, and the residual.
+    CATEGORY = "category"
 
 
 class Node(NamedTuple):
@@ -379,6 +490,8 @@ class MemoryTree:
     processes: int = 0
     vmos: int = 0
     timestamp: str | None = None
+    # An exact tree's attribution, its residual as the tree shows it (total - Σ boxes).
+    attribution: ExactMeta | None = None
 
 
 def _mapping_area(committed: int, share_count: int) -> int:
@@ -456,6 +569,72 @@ def _fmt(n: int) -> str:
     return f"{format_size(n)} ({n} bytes)"
 
 
+_ALLOWED_PARENTS = {
+    NodeType.KERNEL: (NodeType.KERNEL,),
+    NodeType.JOB: (NodeType.JOB, NodeType.KERNEL),
+    NodeType.PROCESS: (NodeType.JOB,),
+}
+
+
+def _link(
+    drafts: Mapping[str, _Draft], parents: Mapping[str, str], root: _Draft, root_job: _Draft
+) -> list[_Draft]:
+    """Attach every draft to its parent (checked: present, of a fitting type, only the
+    root job under a kernel record) and return the drafts parents first, after checking
+    that every one is reached from ``root`` within :data:`MAX_JOB_DEPTH` levels."""
+    for id_, parent_id in parents.items():
+        if parent_id == "":
+            continue
+        parent = drafts.get(parent_id)
+        draft = drafts[id_]
+        if parent is None:
+            raise TreemapInputError(f"{_show(id_)}: its parent {_show(parent_id)} is not a record")
+        if parent.type not in _ALLOWED_PARENTS[draft.type] or (
+            parent.type is NodeType.KERNEL and draft.type is NodeType.JOB and draft is not root_job
+        ):
+            raise TreemapInputError(
+                f"{_show(id_)}: a {draft.type.value} cannot be a child of {_show(parent_id)}"
+                f" (a {parent.type.value})"
+            )
+        parent.children.append(draft)
+
+    # Walk from the root: whatever is not reached hangs off a cycle; the depth bound keeps
+    # the recursive steps below (and the browser's) safe.
+    order: list[_Draft] = []
+    stack: list[tuple[_Draft, int]] = [(root, 0)]
+    while stack:
+        draft, depth = stack.pop()
+        if depth > MAX_JOB_DEPTH:
+            raise TreemapInputError(
+                f"{_show(draft.id)}: the tree is more than {MAX_JOB_DEPTH} levels deep"
+            )
+        order.append(draft)
+        stack.extend((c, depth + 1) for c in draft.children if isinstance(c, _Draft))
+    if len(order) != len(drafts):
+        reached = {d.id for d in order}
+        lost = next(id_ for id_ in drafts if id_ not in reached)
+        raise TreemapInputError(
+            f"{_show(lost)} is not connected to the root {_show(root.id)} (its parents form"
+            " a cycle)"
+        )
+    return order
+
+
+def _root_job(graph: MemGraph, drafts: Mapping[str, _Draft]) -> _Draft:
+    """The one job whose parent is a kernel record (or ``""``), renamed "root job"."""
+    kernel_ids = {k.id for k in graph.kernel}
+    root_jobs = [j.id for j in graph.jobs if j.parent == "" or j.parent in kernel_ids]
+    if len(root_jobs) != 1:
+        found = ", ".join(_show(r) for r in root_jobs[:3]) if root_jobs else "none"
+        raise TreemapInputError(
+            f"expected exactly one root job (a job whose parent is a kernel record), found "
+            f"{len(root_jobs)}: {found}"
+        )
+    root_job = drafts[root_jobs[0]]
+    root_job.name = ROOT_JOB_NAME
+    return root_job
+
+
 def memory_tree(graph: MemGraph) -> MemoryTree:
     """The tree of :func:`parse_memgraph`'s records, by treemap.py's rules.
 
@@ -488,57 +667,9 @@ def memory_tree(graph: MemGraph) -> MemoryTree:
             f"{len(roots)}: {found}"
         )
     root = drafts[roots[0]]
-    kernel_ids = {k.id for k in graph.kernel}
-    root_jobs = [j.id for j in graph.jobs if j.parent == "" or j.parent in kernel_ids]
-    if len(root_jobs) != 1:
-        found = ", ".join(_show(r) for r in root_jobs[:3]) if root_jobs else "none"
-        raise TreemapInputError(
-            f"expected exactly one root job (a job whose parent is a kernel record), found "
-            f"{len(root_jobs)}: {found}"
-        )
-    root_job = drafts[root_jobs[0]]
-    root_job.name = ROOT_JOB_NAME
+    root_job = _root_job(graph, drafts)
 
-    allowed = {
-        NodeType.KERNEL: (NodeType.KERNEL,),
-        NodeType.JOB: (NodeType.JOB, NodeType.KERNEL),
-        NodeType.PROCESS: (NodeType.JOB,),
-    }
-    for id_, parent_id in parents.items():
-        if parent_id == "":
-            continue
-        parent = drafts.get(parent_id)
-        draft = drafts[id_]
-        if parent is None:
-            raise TreemapInputError(f"{_show(id_)}: its parent {_show(parent_id)} is not a record")
-        if parent.type not in allowed[draft.type] or (
-            parent.type is NodeType.KERNEL and draft.type is NodeType.JOB and draft is not root_job
-        ):
-            raise TreemapInputError(
-                f"{_show(id_)}: a {draft.type.value} cannot be a child of {_show(parent_id)}"
-                f" (a {parent.type.value})"
-            )
-        parent.children.append(draft)
-
-    # Walk from the root: whatever is not reached hangs off a cycle; the depth bound keeps
-    # the recursive steps below (and the browser's) safe.
-    order: list[_Draft] = []
-    stack: list[tuple[_Draft, int]] = [(root, 0)]
-    while stack:
-        draft, depth = stack.pop()
-        if depth > MAX_JOB_DEPTH:
-            raise TreemapInputError(
-                f"{_show(draft.id)}: the tree is more than {MAX_JOB_DEPTH} levels deep"
-            )
-        order.append(draft)
-        stack.extend((c, depth + 1) for c in draft.children if isinstance(c, _Draft))
-    if len(order) != len(drafts):
-        reached = {d.id for d in order}
-        lost = next(id_ for id_ in drafts if id_ not in reached)
-        raise TreemapInputError(
-            f"{_show(lost)} is not connected to the root {_show(root.id)} (its parents form"
-            " a cycle)"
-        )
+    order = _link(drafts, parents, root, root_job)
 
     root_job_parent = parents[root_job.id]
     notes: list[str] = []
@@ -590,6 +721,124 @@ def memory_tree(graph: MemGraph) -> MemoryTree:
         vmos=vmo_count,
         timestamp=graph.timestamp,
     )
+
+
+# The exact tree's root: all physical memory, as in a 2017 tree.
+_TOP_ID = "kernel/physmem"
+
+
+def exact_tree(graph: MemGraph) -> MemoryTree:
+    """The exact attribution's tree of :func:`parse_memgraph`'s records (input made by
+    ``memgraph --attribution=exact``).
+
+    All physical memory = the root job (jobs are the sums of their subtrees, processes the
+    sums of their parts: private, shared, each kernel kind, estimated) + one box per
+    category of unowned memory + ``residual`` when the residual is positive. The residual
+    is what the boxes leave of ``total_bytes``; a negative one (a live source's figures
+    adding up to more than its total) makes the root that much larger than the total, and
+    is said in words like any other (:func:`attribution_text`). Nothing is clamped or
+    invented: a figure the input does not itemize is a ``not itemized`` box.
+    """
+    meta = graph.attribution
+    if meta is None:
+        raise TreemapInputError(
+            'the __META record has no exact "attribution" (make the input with'
+            " `memgraph --attribution=exact`)"
+        )
+    drafts: dict[str, _Draft] = {}
+    parents: dict[str, str] = {}
+    notes: list[str] = []
+    for j in graph.jobs:
+        drafts[j.id] = _Draft(j.id, NodeType.JOB, j.name or UNNAMED, j.koid)
+        parents[j.id] = j.parent
+    vmo_count = 0
+    for p in graph.processes:
+        if p.attributed_bytes is None:
+            raise TreemapInputError(
+                f'{_show(p.id)}: "attributed_bytes" is missing, and the __META record says'
+                " the input carries an exact attribution"
+            )
+        draft = _Draft(p.id, NodeType.PROCESS, p.name or UNNAMED, p.koid)
+        parts = list(p.attributed)
+        itemized = sum(size for _, size in parts)
+        if p.attributed_bytes > itemized:
+            parts.append((NOT_ITEMIZED_NAME, p.attributed_bytes - itemized))
+        elif p.attributed_bytes < itemized:
+            notes.append(
+                f"The parts of {_show(p.id)} add up to {_fmt(itemized - p.attributed_bytes)}"
+                f' more than its "attributed_bytes" ({_fmt(p.attributed_bytes)}); it is'
+                " shown as the sum of its parts."
+            )
+        draft.children.extend(Node(n, NodeType.MEMORY, size) for n, size in parts if size > 0)
+        vmo_count += len({v.koid for v in p.vmos})
+        drafts[p.id] = draft
+        parents[p.id] = p.parent
+    root_job = _root_job(graph, drafts)
+    if _TOP_ID in drafts:
+        raise TreemapInputError(f"{_show(_TOP_ID)}: the id of a kernel record, not of a task")
+    top = _Draft(_TOP_ID, NodeType.KERNEL, ROOT_NAME, None)
+    drafts[_TOP_ID] = top
+    parents[root_job.id] = _TOP_ID
+    parents[_TOP_ID] = ""
+    order = _link(drafts, parents, top, root_job)
+    built: dict[str, Node] = {}
+    for draft in reversed(order[1:]):  # children before parents; the top comes last
+        children = [c if isinstance(c, Node) else built.pop(c.id) for c in draft.children]
+        size = sum(c.size_bytes for c in children)
+        built[draft.id] = Node(draft.name, draft.type, size, draft.koid, _by_size(children))
+    job_tree = built[root_job.id]
+    boxes = [job_tree]
+    boxes.extend(Node(name, NodeType.CATEGORY, size) for name, size in meta.categories if size)
+    residual = meta.total_bytes - sum(b.size_bytes for b in boxes)
+    if residual > 0:
+        boxes.append(Node(RESIDUAL_NAME, NodeType.CATEGORY, residual))
+    if residual != meta.residual_bytes:
+        notes.append(
+            f"The input says its residual is {meta.residual_bytes} bytes, but its figures"
+            f" leave {residual} bytes of the total ({meta.total_bytes} bytes): the page shows"
+            " what the figures leave."
+        )
+    root = Node(ROOT_NAME, NodeType.KERNEL, sum(b.size_bytes for b in boxes), None, _by_size(boxes))
+    return MemoryTree(
+        root=root,
+        notes=tuple(notes),
+        jobs=len(graph.jobs),
+        processes=len(graph.processes),
+        vmos=vmo_count,
+        timestamp=graph.timestamp,
+        attribution=replace(meta, residual_bytes=residual),
+    )
+
+
+def _signed_size(n: int) -> str:
+    return f"-{format_size(-n)}" if n < 0 else format_size(n)
+
+
+def attribution_text(meta: ExactMeta) -> str:
+    """One line that states an exact tree's attribution and its residual, always (the
+    residual is never hidden), with the source's notes as its likely causes, and says
+    "approximate" when not every figure is page-level."""
+    if meta.exact:
+        head = "Exact attribution"
+    else:
+        head = "Approximate attribution (not every figure is page-level)"
+    head += f" of {format_size(meta.total_bytes)} of physical memory"
+    r = meta.residual_bytes
+    residual = f"residual: {_signed_size(r)}"
+    if r == 0:
+        residual += " (every byte is a process's or a named category's)" if meta.exact else ""
+    else:
+        residual += f" ({r} bytes) "
+        if r > 0:
+            residual += "not accounted for by the processes and named categories, shown as"
+            residual += f' the "{RESIDUAL_NAME}" box'
+        else:
+            residual += "(the processes and named categories add up to more than the total;"
+            residual += " the map is that much larger)"
+    text = f"{head} · {residual}"
+    if meta.notes:
+        text += (" — likely causes: " if r else " — ") + "; ".join(meta.notes)
+    return text
 
 
 # --- 3. folding -------------------------------------------------------------------------
@@ -721,6 +970,7 @@ _TYPE_LETTERS = {
     NodeType.VMO: "v",
     NodeType.MEMORY: "m",
     NodeType.OTHER: "o",
+    NodeType.CATEGORY: "c",
 }
 # Above this JSON numbers lose precision in JavaScript; such sizes travel as strings.
 _JS_SAFE_INT = 2**53 - 1
@@ -754,13 +1004,24 @@ def page_data(tree: MemoryTree, folded: FoldedTree) -> dict[str, object]:
         "counts": {"jobs": tree.jobs, "processes": tree.processes, "vmos": tree.vmos},
         "timestamp": tree.timestamp,
         "unknownClampedBytes": str(tree.unknown_clamped_bytes),
+        "attribution": None if tree.attribution is None else _attribution_page(tree.attribution),
+    }
+
+
+def _attribution_page(meta: ExactMeta) -> dict[str, object]:
+    return {
+        "exact": meta.exact,
+        "residual": str(meta.residual_bytes),
+        "text": attribution_text(meta),
     }
 
 
 def tree_json(tree: MemoryTree) -> JsonValue:
     """The whole tree (nothing folded) for ``treemap --json``: each node has ``name``,
     ``type``, ``size_bytes`` and, where they apply, ``koid``, ``members`` (the VMOs of a
-    ``name[n]`` box) and ``children``, largest first."""
+    ``name[n]`` box) and ``children``, largest first. An exact tree adds ``attribution``:
+    its mode, whether it is exact, the total, the residual its boxes leave, the notes
+    and the line the page shows (:func:`attribution_text`)."""
 
     def node_json(node: Node) -> JsonValue:
         out: dict[str, JsonValue] = {
@@ -776,13 +1037,25 @@ def tree_json(tree: MemoryTree) -> JsonValue:
             out["children"] = [node_json(c) for c in node.children]
         return out
 
-    return {
+    out: dict[str, JsonValue] = {
         "tree": node_json(tree.root),
         "notes": list[JsonValue](tree.notes),
         "unknown_clamped_bytes": tree.unknown_clamped_bytes,
         "counts": {"jobs": tree.jobs, "processes": tree.processes, "vmos": tree.vmos},
         "timestamp": tree.timestamp,
     }
+    meta = tree.attribution
+    if meta is not None:
+        # The exact tree's own figures: residual_bytes is what its boxes leave.
+        out["attribution"] = {
+            "mode": "exact",
+            "exact": meta.exact,
+            "total_bytes": meta.total_bytes,
+            "residual_bytes": meta.residual_bytes,
+            "notes": list[JsonValue](meta.notes),
+            "text": attribution_text(meta),
+        }
+    return out
 
 
 _SCRIPT_ESCAPES = {

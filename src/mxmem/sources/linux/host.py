@@ -78,6 +78,10 @@ handle              a file descriptor (Level.FULL): memfd, files on tmpfs/shm an
 kernel memory       ``/proc/meminfo``, field by field in :mod:`.kernel`; heap_free from
                     ``/proc/slabinfo`` (root only) at Level.KMEM and for whole-system FULL
                     snapshots, 0 otherwise.
+page facts          (Level.PAGES: the whole-system FULL snapshot, a process list is
+                    ignored) ``Snapshot.pages`` from ``pagemap`` + ``kpagecount`` for every
+                    readable process (root), else each process's PSS marked approximate.
+                    See :mod:`.pages`.
 CPU counters        every level: ``/proc/stat``, ``/proc/interrupts``, ``/proc/vmstat``,
                     ``/proc/schedstat``; ``Snapshot.cpu_total`` holds the counters Linux
                     keeps only system-wide. See :mod:`.kernel`.
@@ -126,6 +130,16 @@ from mxmem.sources.linux.kernel import (
     read_cpus,
     read_kernel_memory,
     read_kernel_space,
+)
+from mxmem.sources.linux.pages import (
+    ANON,
+    DMABUF,
+    FILE,
+    HUGETLB,
+    PHYSICAL,
+    SHMEM,
+    SPECIAL,
+    host_page_facts,
 )
 from mxmem.sources.linux.parallel import map_in_threads, useful_workers
 from mxmem.sources.linux.procfs import (
@@ -287,6 +301,21 @@ def _elf_end(vmas: list[Vma], i: int) -> int:
     return j
 
 
+def _page_kind(acc: _VmoAcc) -> str:
+    """What :mod:`.pages` makes of an object's pages."""
+    if acc.kind == "special":
+        return SPECIAL
+    if acc.hugetlb:
+        return HUGETLB
+    if acc.physical:
+        return PHYSICAL
+    if acc.kind == "anon":
+        return ANON
+    if acc.kind == "dmabuf":
+        return DMABUF
+    return SHMEM if acc.kind == "sysv" or acc.shmem else FILE
+
+
 # --- the scan --------------------------------------------------------------------------
 
 
@@ -311,6 +340,7 @@ class _VmoAcc:
     __slots__ = (
         "dmabuf_size",
         "extent",
+        "hugetlb",
         "kind",
         "koid",
         "mappers",
@@ -332,6 +362,7 @@ class _VmoAcc:
         self.extent = 0
         self.physical = False
         self.shmem = False
+        self.hugetlb = False
         self.dmabuf_size: int | None = None
         # Paths through which the object itself can be stat'ed: map_files/ and fd/
         # links first (they are the object even when deleted or in another namespace),
@@ -344,9 +375,12 @@ class _Scan:
         self.reader = reader
         self.proc = reader.proc
         self.level = level
-        self.wanted = None if processes is None else set(processes)
+        # Page facts are the whole system's: a process list is ignored at Level.PAGES.
+        whole = processes is None or level >= Level.PAGES
+        self.wanted = None if whole or processes is None else set(processes)
         self.notes: list[str] = []
         self.koids: dict[int, tuple[object, ...]] = {}
+        self.page_kinds: dict[int, str] = {}  # VMO koid -> what .pages reads of it
         self.page_size = 4096
         self.meminfo: dict[str, int] = {}
 
@@ -390,6 +424,12 @@ class _Scan:
             processes, vmos = self._full(processes)
             if self.wanted is None:
                 kernel_aspace, vmos = self._kernel_space(vmos)
+        pages = None
+        if self.level >= Level.PAGES:
+            rollups = {pid: rec.rollup for pid, rec in records.items() if rec.rollup}
+            pages = host_page_facts(
+                self.reader, processes, vmos, self.page_kinds, duplicates, rollups
+            )
         self._unreadable_note(processes)
         return Snapshot(
             source=name,
@@ -404,6 +444,7 @@ class _Scan:
             notes=tuple(self.notes),
             cpus=cpus,
             cpu_total=cpu_total,
+            pages=pages,
         )
 
     # --- system-wide files -----------------------------------------------------------
@@ -412,7 +453,7 @@ class _Scan:
         # heap_free needs /proc/slabinfo (root only, ~1 ms to generate): read it for the
         # tools that show the whole system's kernel memory (KMEM, FULL without a process
         # list), not for ps (TASKS) or one process's vmaps/vmos.
-        slab = self.level == Level.KMEM or (self.level == Level.FULL and self.wanted is None)
+        slab = self.level == Level.KMEM or (self.level >= Level.FULL and self.wanted is None)
         figures = read_kernel_memory(self.reader, slab=slab)
         if figures is None:
             return None
@@ -670,6 +711,7 @@ class _Scan:
         else:
             self._add_unattached_segments(accs, segments)
         vmos = {acc.koid: self._vmo(acc, segments) for acc in accs.values()}
+        self.page_kinds = {acc.koid: _page_kind(acc) for acc in accs.values()}
         return out, vmos
 
     def _koid(self, key: tuple[object, ...]) -> int:
@@ -741,6 +783,8 @@ class _Scan:
         acc.extent = max(acc.extent, offset + vma.size)
         if "pf" in vma.vmflags or "io" in vma.vmflags:
             acc.physical = True
+        if "ht" in vma.vmflags:
+            acc.hugetlb = True
         if kind in ("file", "dmabuf"):
             if not acc.probes:
                 # map_files/ needs CAP_SYS_ADMIN; the path is the fallback.

@@ -247,6 +247,9 @@ class Status(NamedTuple):
     vm_size: int  # bytes; 0 for a kernel thread (no VmSize line)
     vm_rss: int
     kthread: bool | None  # the "Kthread:" line (6.x kernels); None where absent
+    # Bytes of the address space's page tables (mm_pgtables_bytes); 0 for a kernel
+    # thread. One figure per mm: processes sharing an address space show the same one.
+    vm_pte: int = 0
 
 
 def parse_status(text: str) -> Status:
@@ -270,6 +273,7 @@ def parse_status(text: str) -> Status:
         vm_size=kb("VmSize"),
         vm_rss=kb("VmRSS"),
         kthread=None if kthread is None else kthread == "1",
+        vm_pte=kb("VmPTE"),
     )
 
 

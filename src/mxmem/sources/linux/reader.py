@@ -1,8 +1,9 @@
 """The one seam between the host source and the running system.
 
 :class:`ProcReader` is the only code of mxmem that opens ``/proc`` and ``/sys`` files or
-calls ``os`` on them (and the two system calls ``kcmp`` and ``cachestat``). Its root is
-configurable, like psutil's ``PROCFS_PATH``: ``ProcReader("/tmp/tree")`` reads
+calls ``os`` on them (and the two system calls ``kcmp`` and ``cachestat``), text files
+and binary ones alike (:meth:`ProcReader.read_ranges`: ``pagemap``, ``kpagecount``). Its
+root is configurable, like psutil's ``PROCFS_PATH``: ``ProcReader("/tmp/tree")`` reads
 ``/tmp/tree/proc/...`` and ``/tmp/tree/sys/...``, so tests can point it at a fixture tree.
 Nothing here runs at import time.
 
@@ -19,6 +20,7 @@ import errno
 import functools
 import os
 import stat
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from mxmem.errors import MxmemError
@@ -181,6 +183,36 @@ class ProcReader:
         finally:
             os.close(fd)
         return data.decode("utf-8", "surrogateescape")
+
+    def read_ranges(self, path: str, offsets: Sequence[int], sizes: Sequence[int]) -> bytearray:
+        """The bytes at ``offsets[i]`` (``sizes[i]`` long) of a binary file, one after the
+        other in one buffer: one ``open`` and one ``preadv`` per range, straight into the
+        buffer (``/proc/PID/pagemap``, ``/proc/kpagecount``; their reads must be multiples
+        of 8 bytes at offsets that are, which the caller's ranges are). What a short read
+        leaves unfilled stays zero: past the end of ``kpagecount`` there are no pages."""
+        buffer = bytearray(sum(sizes))
+        view = memoryview(buffer)
+        try:
+            fd = os.open(path, _O_READ)
+        except OSError as err:
+            raise _error(err, path) from err
+        try:
+            pos = 0
+            for offset, size in zip(offsets, sizes, strict=True):
+                end = pos + size
+                while pos < end:
+                    got = os.preadv(fd, [view[pos:end]], offset)
+                    if got <= 0:
+                        break
+                    pos += got
+                    offset += got
+                pos = end
+        except OSError as err:
+            raise _error(err, path) from err
+        finally:
+            view.release()
+            os.close(fd)
+        return buffer
 
     def listdir(self, path: str) -> list[str]:
         try:

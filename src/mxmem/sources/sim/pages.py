@@ -13,6 +13,7 @@ page of its own there, recursively down the clone tree.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 from mxmem.model import (
@@ -77,13 +78,95 @@ def _use(
     return PageUse(vmo.koid, tuple(sorted(pids)), kernel_held)
 
 
-def _reach(vmo: SimVmo, index: int, out: list[tuple[SimVmo, int]]) -> None:
-    """Append ``(vmo, index)`` and every clone below ``vmo`` that sees its page ``index``."""
-    out.append((vmo, index))
-    for clone in vmo.children:
-        j = index - clone.parent_offset // PAGE_SIZE
-        if 0 <= j < pages_for(clone.size) and not (clone.pages >> j) & 1:
-            _reach(clone, j, out)
+# A run of a VMO's page indices [start, end) and the uses that reach each page in it.
+Run = tuple[int, int, tuple[PageUse, ...]]
+
+
+def _free_spans(bits: int, start: int, end: int) -> list[tuple[int, int]]:
+    """The spans of [start, end) where ``bits`` has no page: where a clone still sees
+    its parent's page."""
+    spans: list[tuple[int, int]] = []
+    mask = (bits >> start) & ((1 << (end - start)) - 1)
+    at = start
+    while mask:
+        low = (mask & -mask).bit_length() - 1
+        if start + low > at:
+            spans.append((at, start + low))
+        at = start + low + 1
+        mask &= mask - 1
+    if at < end:
+        spans.append((at, end))
+    return spans
+
+
+class _Reach:
+    """Which uses reach each page index of a VMO, computed a run at a time.
+
+    A page's pattern changes only at mapping edges and at the edges of what a clone
+    sees (its range, minus the pages it has copied), so each VMO's index space is cut
+    into runs with one pattern each, bottom-up over the clone tree (memoised), and a
+    run's committed pages are counted with one popcount. The cost follows the number of
+    edges, not pages times clones (a library VMO with 4,000 clones has a handful of
+    runs, where a page-by-page walk visited every clone for each of its pages).
+    """
+
+    def __init__(
+        self, holders: dict[int, set[int]], aspace_owner: dict[int, int], kernel: SimAspace
+    ) -> None:
+        self.holders = holders
+        self.aspace_owner = aspace_owner
+        self.kernel_aspace = kernel
+        self.memo: dict[int, list[Run]] = {}
+
+    def runs(self, vmo: SimVmo) -> list[Run]:
+        done = self.memo.get(id(vmo))
+        if done is not None:
+            return done
+        n = pages_for(vmo.size)
+        contribs: list[Run] = []
+        edges = {0, n}
+        for m in vmo.mappings:
+            edges.add(min(m.vmo_offset // PAGE_SIZE, n))
+            edges.add(min(pages_for(m.vmo_offset + m.size), n))
+        cuts = sorted(edges)
+        for a, b in itertools.pairwise(cuts):
+            use = _use(vmo, a, self.holders, self.aspace_owner, self.kernel_aspace)
+            # A use with no process and no kernel changes no page's attribution.
+            if use.users or use.kernel:
+                contribs.append((a, b, (use,)))
+        for child in vmo.children:
+            shift = child.parent_offset // PAGE_SIZE
+            for a, b, uses in self.runs(child):
+                for x, y in _free_spans(child.pages, a, b):
+                    lo, hi = max(x + shift, 0), min(y + shift, n)
+                    if lo < hi:
+                        contribs.append((lo, hi, uses))
+        out = _sweep(contribs)
+        self.memo[id(vmo)] = out
+        return out
+
+
+def _sweep(contribs: list[Run]) -> list[Run]:
+    """Overlay ranged contributions into runs carrying every use active in them."""
+    if not contribs:
+        return []
+    events: dict[int, list[int]] = {}
+    for i, (a, b, _) in enumerate(contribs):
+        events.setdefault(a, []).append(i)
+        events.setdefault(b, []).append(~i)
+    active: set[int] = set()
+    out: list[Run] = []
+    positions = sorted(events)
+    for pos, nxt in itertools.pairwise(positions):
+        for e in events[pos]:
+            if e >= 0:
+                active.add(e)
+            else:
+                active.discard(~e)
+        if active:
+            uses = tuple(sorted(u for i in active for u in contribs[i][2]))
+            out.append((pos, nxt, uses))
+    return out
 
 
 def _aspace_objects(vmar: SimVmar) -> int:
@@ -146,6 +229,7 @@ def _collect_mapped(
 def sim_page_facts(kernel: Kernel) -> PageFacts:
     """Gather the page-level facts of ``kernel`` (a pure read; the kernel is unchanged)."""
     holders, aspace_owner = _holders(kernel)
+    reach = _Reach(holders, aspace_owner, kernel.kernel_aspace)
     pages: Counter[PageKey] = Counter()
     unowned: Counter[str] = Counter()
     for vmo in kernel.vmos:
@@ -157,19 +241,15 @@ def sim_page_facts(kernel: Kernel) -> PageFacts:
             kind = {PageState.WIRED: "wired", PageState.HEAP: "heap"}.get(vmo.page_state, "other")
             unowned[kind] += vmo.committed_pages * PAGE_SIZE
             continue
-        bits, index = vmo.pages, 0
-        while bits:
-            if bits & 1:
-                reach: list[tuple[SimVmo, int]] = []
-                _reach(vmo, index, reach)
-                key = tuple(
-                    sorted(
-                        _use(v, i, holders, aspace_owner, kernel.kernel_aspace) for v, i in reach
-                    )
-                )
-                pages[key] += 1
-            bits >>= 1
-            index += 1
+        counted = 0
+        for first, end, uses in reach.runs(vmo):
+            n = ((vmo.pages >> first) & ((1 << (end - first)) - 1)).bit_count()
+            if n:
+                pages[uses] += n
+                counted += n
+        if counted < vmo.committed_pages:
+            # Pages nobody maps or holds, through this VMO or any clone: unreferenced.
+            pages[(PageUse(vmo.koid, (), False),)] += vmo.committed_pages - counted
     counts = kernel.pmm.counts
     costs = _kernel_costs(kernel)
     heap = unowned.pop("heap", 0)
