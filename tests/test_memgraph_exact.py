@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Collection
+from fractions import Fraction
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -23,9 +24,10 @@ import pytest
 from mxmem.cli import main
 from mxmem.cli.memgraph import HELP
 from mxmem.model import KERNEL_OBJECTS, PAGE_TABLES, Level, PageFacts, PageUse, Snapshot
+from mxmem.render.memgraph import vmo_parts
 from mxmem.sources import Source, open_source
 from mxmem.sources.sim import PAGE_SIZE, Kernel, SimSource
-from mxmem.sources.sim.kernel import SimProcess
+from mxmem.sources.sim.kernel import SimProcess, SimVmo
 
 P = PAGE_SIZE
 SCHEMA = json.loads((files("mxmem") / "schemas" / "memgraph.schema.json").read_text())
@@ -65,6 +67,11 @@ def tiny_world() -> Kernel:
     - free: 256 pages - 16 wired - 16 heap - 12 page tables - 3 VMO pages = 209 pages =
       856064. 78528 + 856064 + 65536 + 47424 + 1024 = 1048576: residual 0.
     """
+    return _tiny()[0]
+
+
+def _tiny() -> tuple[Kernel, SimProcess, SimProcess, SimProcess, SimVmo]:
+    """The tiny world, and its processes a, b, c and its VMO lib."""
     k = Kernel(256 * P, wired_bytes=16 * P)
     apps = k.job_create(k.root_job, "apps", koid=1100)
     a = k.process_create(apps, "a", koid=1200)
@@ -79,6 +86,28 @@ def tiny_world() -> Kernel:
         k.vmar_map(_root(p), lib, addr=0x1000000)
     buf = k.vmo_create(P, "buf", owner=b, koid=1600)
     k.vmo_write(buf, 0, P)
+    return k, a, b, c, lib
+
+
+def clone_world() -> Kernel:
+    """The tiny world, and c (1400) holds a handle to a copy-on-write clone of all of lib,
+    1700 (named "lib" like its parent), into which nothing was written.
+
+    By hand: each of lib's 2 pages is reached by lib (users a, b, c) and by the clone
+    (user c): the two-step rule gives each VMO P/2 = 2048 of each page, lib's 2048 split
+    3 ways (682⅔ each), the clone's to c. Over the 2 pages: a and b 1365⅓ each through
+    lib; c 1365⅓ through lib and 4096 through the clone. All of it is shared (a page has
+    users a, b and c), b's buf page private as in the tiny world.
+
+    Rounding: the three fractional shared parts (1365⅓, 1365⅓, 5461⅓) add up to 8192; the
+    one byte short of their floors goes to the first name, "p1200/shared": a 1366, b 1365,
+    c 5461. The VMO lists: a's lib alone, 1365⅓ rounds to 1365, one byte short of its
+    shared 1366, so it takes the byte: [1500, 1366]. b: [1600, 4096], [1500, 1365]. c:
+    [1700, 4096], [1500, 1365] (= 5461). In the treemap, c's two VMOs named lib are one
+    "lib[2]" box of 5461.
+    """
+    k, _a, _b, c, lib = _tiny()
+    k.vmo_clone(lib, 0, 2 * P, owner=c, koid=1700)
     return k
 
 
@@ -157,6 +186,13 @@ def check_adds_up(records: list[Any]) -> dict[str, Any]:
     for p in processes.values():
         parts = p["attributed"]
         assert parts["kernel_bytes"] == sum(parts["kernel_by_kind"].values())
+        if "vmos" in parts:
+            # Private + shared by VMO: to the byte, largest first then by koid, each once.
+            vmos = parts["vmos"]
+            assert sum(size for _, size in vmos) == parts["private_bytes"] + parts["shared_bytes"]
+            assert vmos == sorted(vmos, key=lambda v: (-v[1], v[0]))
+            assert len({koid for koid, _ in vmos}) == len(vmos)
+            assert all(size > 0 for _, size in vmos)
         assert p["attributed_bytes"] == (
             parts["private_bytes"]
             + parts["shared_bytes"]
@@ -193,6 +229,94 @@ def test_tiny_world_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
     # Largest first, as printed.
     assert list(records[-1]["attribution"]["categories"]) == list(TINY_META["categories"])
     check_adds_up(records)
+
+
+# By hand (tiny_world): a's and c's shares of lib are 2730⅔, rounded alone to 2731; a's
+# shared_bytes is 2731, so a's lib is 2731; c's shared_bytes is 2730 (the rounding of all
+# the parts gave the two bytes to a and b), so c's lib, the share rounded up, gives the
+# byte back: 2730. b: its buf page, private, and its lib 2731 (= its shared_bytes).
+TINY_VMOS = {
+    "p/1200": [[1500, 2731]],
+    "p/1300": [[1600, 4096], [1500, 2731]],
+    "p/1400": [[1500, 2730]],
+}
+
+
+def test_tiny_world_vmos_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
+    records = exact_records(capsys, SimSource(tiny_world()), "-vt")
+    VALIDATOR.validate(records)
+    check_adds_up(records)
+    got = {r["id"]: r["attributed"]["vmos"] for r in records if r["type"] == "p"}
+    assert got == TINY_VMOS
+    # The rest of the exact fields are as without -v.
+    for record in records:
+        if record["type"] == "p":
+            vmos = record["attributed"].pop("vmos")
+            assert TINY_PROCESSES[record["id"]] == (
+                record["attributed_bytes"],
+                record["attributed"],
+            )
+            # Every VMO of the list is one of the process's own "vmos" entries.
+            assert {k for k, _ in vmos} <= {v["koid"] for v in record["vmos"]}
+    # Printed inside "attributed", on the record's first line.
+    code, out, _ = run(capsys, SimSource(tiny_world()), "-v", "--attribution=exact")
+    assert code == 0
+    line = next(x for x in out.splitlines() if '"id": "p/1300"' in x)
+    assert line.endswith(
+        '"estimated_bytes": 0, "swap_bytes": 0, "vmos": [[1600, 4096], [1500, 2731]]},'
+    )
+
+
+def test_the_vmo_list_only_with_v(capsys: pytest.CaptureFixture[str]) -> None:
+    for args in ([], ["-t"], ["-tH"]):
+        records = exact_records(capsys, SimSource(tiny_world()), *args)
+        assert all("vmos" not in r["attributed"] for r in records if r["type"] == "p"), args
+
+
+def test_clone_world_vmos_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
+    # Worked out in clone_world: the two-step rule's fractional splits, by VMO.
+    records = exact_records(capsys, SimSource(clone_world()), "-v")
+    VALIDATOR.validate(records)
+    check_adds_up(records)
+    got = {
+        r["id"]: (
+            r["attributed"]["private_bytes"],
+            r["attributed"]["shared_bytes"],
+            r["attributed"]["vmos"],
+        )
+        for r in records
+        if r["type"] == "p"
+    }
+    assert got == {
+        "p/1200": (0, 1366, [[1500, 1366]]),
+        "p/1300": (4096, 1365, [[1600, 4096], [1500, 1365]]),
+        "p/1400": (0, 5461, [[1700, 4096], [1500, 1365]]),
+    }
+
+
+def test_vmo_parts_rounding_by_hand() -> None:
+    third = Fraction(1, 3)
+    shares = {7: 30 + third, 5: 20 + third, 9: 10 + third, 4: Fraction(8)}
+    # Σ = 69: integer_parts gives the one byte short of the floors (68) to the largest
+    # remainder, all ⅓, the tie to the lowest koid: 5.
+    assert vmo_parts(shares, 69) == [(7, 30), (5, 21), (9, 10), (4, 8)]
+    # A byte more than the shares' rounded sum: to the shares rounded down, largest
+    # remainder first (a tie: the lower koid, 7 before 9).
+    assert vmo_parts(shares, 70) == [(7, 31), (5, 21), (9, 10), (4, 8)]
+    assert vmo_parts(shares, 71) == [(7, 31), (5, 21), (9, 11), (4, 8)]
+    # A byte less: from the share rounded up.
+    assert vmo_parts(shares, 68) == [(7, 30), (5, 20), (9, 10), (4, 8)]
+    # More than the fractional shares can take a byte each (no rounding makes it): the
+    # largest takes the rest; less, the largest gives first.
+    assert vmo_parts(shares, 73) == [(7, 33), (5, 21), (9, 11), (4, 8)]
+    assert vmo_parts(shares, 66) == [(7, 28), (5, 20), (9, 10), (4, 8)]
+    # Remainders that differ: ⅔ rounds up before ⅓.
+    assert vmo_parts({1: Fraction(1, 3), 2: Fraction(2, 3)}, 1) == [(2, 1)]
+    assert vmo_parts({1: Fraction(1, 3), 2: Fraction(2, 3)}, 2) == [(1, 1), (2, 1)]
+    assert vmo_parts({1: Fraction(1, 3), 2: Fraction(2, 3)}, 0) == []
+    # Nothing to split: the bytes are memory reached through no VMO (koid 0).
+    assert vmo_parts({}, 5) == [(0, 5)]
+    assert vmo_parts({3: Fraction(-2)}, 0) == []
 
 
 def test_tiny_world_keeps_the_2017_figures(capsys: pytest.CaptureFixture[str]) -> None:
@@ -253,6 +377,16 @@ def test_every_world_validates_and_adds_up_to_the_byte(
     records = exact_records(capsys, world_source(world), *flags)
     VALIDATOR.validate(records)
     meta = check_adds_up(records)
+    processes = [r for r in records if r["type"] == "p"]
+    assert all(("vmos" in p["attributed"]) == bool(flags) for p in processes)
+    if flags:
+        # With -v every process's private + shared is in its VMO list, and the list's
+        # VMOs are among its own entries (the simulated kernel's COW pages are counted
+        # through VMOs the process maps or holds).
+        assert any(p["attributed"]["vmos"] for p in processes)
+        for p in processes:
+            own = {v["koid"] for v in p.get("vmos", [])}
+            assert {k for k, _ in p["attributed"]["vmos"]} <= own
     # The simulated kernel sees every page: nothing is left over, nothing approximate.
     assert (meta["residual_bytes"], meta["exact"], meta["notes"]) == (0, True, [])
     kernel = {r["id"]: r["size_bytes"] for r in records if r["type"] == "kernel"}
@@ -404,6 +538,36 @@ def test_approximate_facts_and_a_residual_are_said(capsys: pytest.CaptureFixture
     ]
 
 
+def test_vmo_list_koids_as_the_vmo_entries_print_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # b reaches 2 pages through no VMO (koid 0), 1 through a kernel VMO (which has no user
+    # koid: it is printed as 0 in "vmos" entries, so here too, with the first), 1 through
+    # buf and 3 through a VMO the snapshot does not have (its koid as the source gave it).
+    snapshot = with_facts(total_bytes=10 * P, page_size=P)
+    kernel_vmo = next(v.koid for v in snapshot.vmos.values() if v.kernel_only)
+    assert kernel_vmo != 0
+    snapshot = with_facts(
+        total_bytes=10 * P,
+        page_size=P,
+        pages={
+            (PageUse(0, (1300,)),): 2,
+            (PageUse(kernel_vmo, (1300,)),): 1,
+            (PageUse(1600, (1300,)),): 1,
+            (PageUse(4242, (1300,)),): 3,
+        },
+        categories={"free": 3 * P},
+    )
+    code, out, _ = run(capsys, FixedSource(snapshot), "-v", "--attribution=exact")
+    assert code == 0
+    records = json.loads(out)
+    VALIDATOR.validate(records)
+    check_adds_up(records)
+    b = next(r for r in records if r.get("id") == "p/1300")
+    assert b["attributed"]["vmos"] == [[0, 3 * P], [4242, 3 * P], [1600, P]]
+    assert b["attributed"]["private_bytes"] == 7 * P
+
+
 def test_a_negative_residual_is_printed_with_its_sign(capsys: pytest.CaptureFixture[str]) -> None:
     snapshot = with_facts(total_bytes=10 * P, page_size=P, pages={(PageUse(1600, (1300,)),): 12})
     code, out, err = run(capsys, FixedSource(snapshot), "--attribution=exact")
@@ -528,6 +692,32 @@ def test_schema_rejects_what_exact_memgraph_never_writes(
         assert not VALIDATOR.is_valid(broken(change))
     # A negative residual is valid: a live source's figures can add up to more.
     assert VALIDATOR.is_valid(broken(lambda d: d[-1]["attribution"].update(residual_bytes=-1)))
+
+
+def test_schema_of_the_vmo_list(capsys: pytest.CaptureFixture[str]) -> None:
+    records = exact_records(capsys, SimSource(tiny_world()), "-v")
+    VALIDATOR.validate(records)
+    b = next(i for i, r in enumerate(records) if r.get("id") == "p/1300")
+
+    def with_vmos(value: Any) -> list[Any]:
+        copy = json.loads(json.dumps(records))
+        copy[b]["attributed"]["vmos"] = value
+        return copy
+
+    assert VALIDATOR.is_valid(with_vmos([]))
+    assert VALIDATOR.is_valid(with_vmos([[0, 1], [1600, 6826]]))
+    for bad in (
+        {"1600": 4096},
+        [[1600]],
+        [[1600, 4096, 1]],
+        [[1600, 0]],
+        [[1600, -1]],
+        [[-1, 4096]],
+        [["1600", 4096]],
+        [[1600, 4096.5]],
+        [{"vmo_koid": 1600, "bytes": 4096}],
+    ):
+        assert not VALIDATOR.is_valid(with_vmos(bad)), bad
 
 
 def test_exact_output_reads_back_as_a_capture(

@@ -2,8 +2,9 @@
 
 Inputs are made by the real CLI (``mxmem memgraph -vt --attribution=exact``, or plain
 ``memgraph -vt`` given to ``treemap --attribution=exact``) for the tiny hand-computed world
-of tests/test_memgraph_exact.py, every built-in world and the live host; hand-edited
-copies of the tiny world's output give the residuals a simulated kernel never has. The
+of tests/test_memgraph_exact.py (and its clone world, for the VMO boxes), every built-in
+world and the live host; hand-edited copies of the tiny world's output give the residuals
+(and VMO lists) a simulated kernel never has. The
 browser tests open the pages in Debian's headless Chromium (tests/test_treemap_browser.py's
 helpers) and check what a person sees: the residual stated, the category boxes, hostile
 names as text.
@@ -23,16 +24,27 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
-from test_memgraph_exact import HOSTILE, HOSTILE_WORLD, tiny_world
+from test_memgraph_exact import (
+    HOSTILE,
+    HOSTILE_WORLD,
+    FixedSource,
+    clone_world,
+    tiny_world,
+    with_facts,
+)
 from test_treemap_browser import CHROMIUM, CHROMIUM_ARGS, REPO, _mxmem, _open
 
+from mxmem.accounting.exact import attribute_snapshot
 from mxmem.cli import main
 from mxmem.cli.treemap import HELP
-from mxmem.model import Level, Snapshot
+from mxmem.model import Level, PageUse, Snapshot
 from mxmem.render.treemap import (
+    NO_KOID_NAME,
     NOT_ITEMIZED_NAME,
     UNKNOWN_NAME,
+    VMOS_NOT_ITEMIZED_NAME,
     ExactMeta,
+    Node,
     NodeType,
     TreemapInputError,
     attribution_text,
@@ -40,8 +52,9 @@ from mxmem.render.treemap import (
     parse_memgraph,
 )
 from mxmem.render.units import format_size
-from mxmem.sources.capture import CaptureSource
-from mxmem.sources.sim import SimSource
+from mxmem.sources import Source
+from mxmem.sources.capture import CaptureSource, load_capture
+from mxmem.sources.sim import PAGE_SIZE, SimSource
 
 WORLDS = ["doc", "doc-vmaps", "doc-vmos", "scale:300"]
 TOTAL = 1048576  # the tiny world's RAM
@@ -49,10 +62,12 @@ TOTAL = 1048576  # the tiny world's RAM
 Shape = tuple[Any, ...]
 
 
-def memgraph(capsys: pytest.CaptureFixture[str], source: str | None, *args: str) -> str:
+def memgraph(capsys: pytest.CaptureFixture[str], source: str | Source | None, *args: str) -> str:
     """``mxmem [SOURCE] memgraph ARGS`` (SOURCE None: the tiny world)."""
     if source is None:
-        code = main(["memgraph", *args], source=SimSource(tiny_world()))
+        source = SimSource(tiny_world())
+    if not isinstance(source, str):
+        code = main(["memgraph", *args], source=source)
     else:
         code = main([source, "memgraph", *args])
     out, _ = capsys.readouterr()
@@ -117,8 +132,9 @@ def check_exact_tree(out: dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- the tiny world
 
-C, J, P, M, K = "category", "job", "process", "memory", "kernel"
-TINY_TREE = (
+C, J, P, M, K, V = "category", "job", "process", "memory", "kernel", "vmo"
+# Input made without -v: each process split by kind.
+TINY_TREE_BY_KIND = (
     "All physical memory",
     K,
     TOTAL,
@@ -171,6 +187,72 @@ TINY_TREE = (
                         ("private", M, 4096),
                         ("kernel objects", M, 3072),
                         ("shared", M, 2731),
+                    ],
+                ),
+            ],
+        ),
+        ("wired", C, 65536),
+        ("kernel heap free", C, 47424),
+        ("kernel objects (no process)", C, 1024),
+    ],
+)
+
+# From `memgraph -vt`: a process's private and shared boxes become its VMO boxes, its
+# exact share of each VMO (tests/test_memgraph_exact.py's TINY_VMOS): a's lib 2731, b's
+# buf 4096 and lib 2731, c's lib 2730 (c's shared_bytes); the rest as by kind.
+TINY_TREE = (
+    "All physical memory",
+    K,
+    TOTAL,
+    [
+        ("free", C, 856064),
+        (
+            "root job",
+            J,
+            78528,
+            1024,
+            [
+                (
+                    "apps",
+                    J,
+                    52245,
+                    1100,
+                    [
+                        (
+                            "c",
+                            P,
+                            30442,
+                            1400,
+                            [
+                                ("page tables", M, 16384),
+                                ("kernel stacks", M, 8192),
+                                ("kernel objects", M, 3136),
+                                ("lib", V, 2730, 1500),
+                            ],
+                        ),
+                        (
+                            "a",
+                            P,
+                            21803,
+                            1200,
+                            [
+                                ("page tables", M, 16384),
+                                ("lib", V, 2731, 1500),
+                                ("kernel objects", M, 2688),
+                            ],
+                        ),
+                    ],
+                ),
+                (
+                    "b",
+                    P,
+                    26283,
+                    1300,
+                    [
+                        ("page tables", M, 16384),
+                        ("buf", V, 4096, 1600),
+                        ("kernel objects", M, 3072),
+                        ("lib", V, 2731, 1500),
                     ],
                 ),
             ],
@@ -309,6 +391,7 @@ def test_figures_that_do_not_add_up_are_shown_as_they_are_and_noted(
     # itemized" box), and a residual_bytes its figures do not leave.
     def change(records: list[Any]) -> None:
         b = next(r for r in records if r.get("id") == "p/1300")
+        del b["attributed"]["vmos"]  # b alone by kind (a and c keep their VMO boxes)
         b["attributed"]["private_bytes"] -= 100
         b["attributed"]["kernel_bytes"] += 5  # 5 bytes no kind itemizes
         meta_of(records)["residual_bytes"] = 7
@@ -357,6 +440,135 @@ def test_attribution_text() -> None:
     )
 
 
+# --------------------------------------------------------------------------- VMO boxes
+
+
+def test_without_v_a_process_is_split_by_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    text = memgraph(capsys, None, "-t", "--attribution=exact")
+    assert '"vmos"' not in text
+    out = tree_of_text(capsys, text)
+    assert shape(out["tree"]) == TINY_TREE_BY_KIND
+    check_exact_tree(out)
+
+
+def tree_of_text(capsys: pytest.CaptureFixture[str], text: str) -> dict[str, Any]:
+    """``treemap --json`` of memgraph output given on standard input."""
+    old = sys.stdin
+    sys.stdin = io.TextIOWrapper(io.BytesIO(text.encode()))
+    try:
+        code = main(["treemap", "--json"])
+    finally:
+        sys.stdin = old
+    out, _ = capsys.readouterr()
+    assert code == 0
+    tree: dict[str, Any] = json.loads(out)
+    return tree
+
+
+def process_boxes(out: dict[str, Any]) -> dict[str, Shape]:
+    """Each process's boxes, by process name: (name, type, size[, koid][, members])."""
+
+    def box(node: dict[str, Any]) -> Shape:
+        head: tuple[Any, ...] = (node["name"], node["type"], node["size_bytes"])
+        if "koid" in node:
+            head += (node["koid"],)
+        if "members" in node:
+            head += (f"members={node['members']}",)
+        return head
+
+    return {
+        n["name"]: tuple(box(c) for c in n.get("children", []))
+        for n in walk(out["tree"])
+        if n["type"] == P
+    }
+
+
+def test_clone_world_vmo_boxes_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
+    # Worked out in tests/test_memgraph_exact.py's clone_world: the two-step rule's
+    # fractional splits, rounded to the byte, and c's lib and its clone (both "lib") one
+    # lib[2] box of c's exact shares of both, 1365 + 4096.
+    out = tree_of_text(
+        capsys, memgraph(capsys, SimSource(clone_world()), "-vt", "--attribution=exact")
+    )
+    check_exact_tree(out)
+    boxes = process_boxes(out)
+    assert [b for b in boxes["a"] if b[1] == V] == [("lib", V, 1366, 1500)]
+    assert [b for b in boxes["b"] if b[1] == V] == [("buf", V, 4096, 1600), ("lib", V, 1365, 1500)]
+    assert [b for b in boxes["c"] if b[1] == V] == [("lib[2]", V, 5461, "members=2")]
+    # The rest of c: its kernel kinds (c holds the clone's handle: 384 + 64 more kernel
+    # objects than in the tiny world).
+    assert [b for b in boxes["c"] if b[1] != V] == [
+        ("page tables", M, 16384),
+        ("kernel stacks", M, 8192),
+        ("kernel objects", M, 3136 + 384 + 64),
+    ]
+    assert out["counts"] == {"jobs": 2, "processes": 3, "vmos": 5}
+
+
+def test_vmo_boxes_are_named_from_any_record(
+    capsys: pytest.CaptureFixture[str], tiny: Path
+) -> None:
+    # Hand-edited: c's share is of buf, a VMO only b's "vmos" list (a live host counts a
+    # page shared copy-on-write through the VMO of the lowest pid); a's of a VMO no record
+    # names; and of koid 0.
+    def change(records: list[Any]) -> None:
+        by_id = {r.get("id"): r for r in records}
+        by_id["p/1400"]["attributed"]["vmos"] = [[1600, 2730]]
+        by_id["p/1200"]["attributed"]["vmos"] = [[4242, 2000], [0, 731]]
+
+    out = tree_of(capsys, edited(tiny, change))
+    check_exact_tree(out)
+    boxes = process_boxes(out)
+    assert [b for b in boxes["c"] if b[1] == V] == [("buf", V, 2730, 1600)]
+    assert [b for b in boxes["a"] if b[1] == V] == [
+        ("<VMO koid 4242>", V, 2000, 4242),
+        (NO_KOID_NAME, V, 731, 0),
+    ]
+    assert out["notes"] == []
+
+
+def test_koid_0_and_unknown_koids_from_a_source(capsys: pytest.CaptureFixture[str]) -> None:
+    # The VMO list of test_memgraph_exact.py's koid test, drawn: memory reached through no
+    # VMO (and a kernel VMO, printed as koid 0), buf, and a VMO the snapshot lacks.
+    snapshot = with_facts(total_bytes=10 * PAGE_SIZE, page_size=PAGE_SIZE)
+    kernel_vmo = next(v.koid for v in snapshot.vmos.values() if v.kernel_only)
+    snapshot = with_facts(
+        total_bytes=10 * PAGE_SIZE,
+        page_size=PAGE_SIZE,
+        pages={
+            (PageUse(0, (1300,)),): 2,
+            (PageUse(kernel_vmo, (1300,)),): 1,
+            (PageUse(1600, (1300,)),): 1,
+            (PageUse(4242, (1300,)),): 3,
+        },
+        categories={"free": 3 * PAGE_SIZE},
+    )
+    out = tree_of_text(capsys, memgraph(capsys, FixedSource(snapshot), "-v", "--attribution=exact"))
+    check_exact_tree(out)
+    assert process_boxes(out)["b"] == (
+        (NO_KOID_NAME, V, 3 * PAGE_SIZE, 0),
+        ("<VMO koid 4242>", V, 3 * PAGE_SIZE, 4242),
+        ("buf", V, PAGE_SIZE, 1600),
+    )
+
+
+def test_vmos_short_of_private_and_shared_are_a_not_itemized_box(
+    capsys: pytest.CaptureFixture[str], tiny: Path
+) -> None:
+    def change(records: list[Any]) -> None:
+        b = next(r for r in records if r.get("id") == "p/1300")
+        b["attributed"]["vmos"] = [[1600, 4000]]
+
+    out = tree_of(capsys, edited(tiny, change))
+    check_exact_tree(out)
+    assert process_boxes(out)["b"] == (
+        ("page tables", M, 16384),
+        ("buf", V, 4000, 1600),
+        ("kernel objects", M, 3072),
+        (VMOS_NOT_ITEMIZED_NAME, M, 4096 + 2731 - 4000),
+    )
+
+
 # --------------------------------------------------------------------------- every world
 
 
@@ -379,6 +591,42 @@ def test_every_world_exact_tree(
     processes = {n["koid"]: n["size_bytes"] for n in walk(out["tree"]) if n["type"] == P}
     assert processes == {r["koid"]: r["attributed_bytes"] for r in records if r["type"] == "p"}
     assert out["notes"] == []
+    check_vmo_boxes(out, records)
+
+
+def check_vmo_boxes(out: dict[str, Any], records: list[Any]) -> None:
+    """Every process's VMO boxes are its private + shared bytes exactly, one box per VMO
+    of its list (a name[n] box per n VMOs of one name), named as its "vmos" entries name
+    them; its other boxes are its kernel kinds and estimated bytes."""
+    by_koid = {r["koid"]: r for r in records if r["type"] == "p"}
+    boxes = 0
+    for node in walk(out["tree"]):
+        if node["type"] != P:
+            continue
+        record = by_koid[node["koid"]]
+        parts = record["attributed"]
+        children = node.get("children", [])
+        vmo_boxes = [c for c in children if c["type"] == V]
+        boxes += len(vmo_boxes)
+        assert sum(c["size_bytes"] for c in vmo_boxes) == (
+            parts["private_bytes"] + parts["shared_bytes"]
+        )
+        listed = [(k, size) for k, size in parts["vmos"] if size]
+        assert sum(c.get("members", 1) for c in vmo_boxes) == len(listed)
+        names = {v["koid"]: v["name"] or "<unnamed>" for v in record.get("vmos", [])}
+        for c in vmo_boxes:
+            if "members" in c:
+                assert c["name"].endswith(f"[{c['members']}]")
+            else:
+                assert (c["koid"], c["size_bytes"]) in listed
+                assert c["name"] == names[c["koid"]]
+        others = sorted((c["name"], c["size_bytes"]) for c in children if c["type"] != V)
+        expected = [
+            *parts["kernel_by_kind"].items(),
+            ("estimated (not page-level)", parts["estimated_bytes"]),
+        ]
+        assert others == sorted((n, v) for n, v in expected if v)
+    assert boxes > 0
 
 
 @pytest.mark.parametrize("world", WORLDS)
@@ -396,6 +644,28 @@ def test_every_world_plain_memgraph_made_exact(
     assert err.splitlines()[0] == (
         "treemap: note: approximate: not every figure of the exact attribution is page-level"
     )
+    # The capture loader's page facts are by VMO: each process whose attribution has
+    # VMOs shows them, named as the memgraph's "vmos" entries name them, adding up to
+    # the process's private + shared bytes (here: all of its box but kernel kinds).
+    snapshot = CaptureSource(load_capture(path.read_bytes(), str(path)), "c").snapshot(Level.PAGES)
+    attribution = attribute_snapshot(snapshot)
+    names = {v.koid: v.name or "<unnamed>" for v in snapshot.vmos.values()}
+    with_vmos = {pid for pid, share in attribution.processes.items() if share.by_vmo}
+    assert with_vmos
+    for node in walk(out["tree"]):
+        if node["type"] != P:
+            continue
+        vmo_boxes = [c for c in node.get("children", []) if c["type"] == V]
+        share = attribution.processes.get(node["koid"])
+        exact_sum = 0 if share is None else share.private + share.shared
+        assert bool(vmo_boxes) == (node["koid"] in with_vmos and round(exact_sum) > 0)
+        assert abs(sum(c["size_bytes"] for c in vmo_boxes) - exact_sum) <= 2
+        for c in vmo_boxes:
+            if "members" in c:
+                assert c["name"][: c["name"].rindex("[")] in names.values()
+            else:
+                assert c["name"] == names[c["koid"]]
+                assert share is not None and abs(c["size_bytes"] - share.by_vmo[c["koid"]]) <= 2
 
 
 def test_no_page_facts_is_a_one_line_error(
@@ -485,6 +755,34 @@ def test_host_exact_tree(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
             lambda r: r[10]["attributed"].update(shared_bytes=-5),
             'record 11 ("p/1300"): "attributed": "shared_bytes" must be a non-negative integer,'
             " not -5",
+        ),
+        (
+            lambda r: r[10]["attributed"].update(vmos={"1600": 4096}),
+            'record 11 ("p/1300"): "attributed": "vmos" must be an array, not {"1600": 4096}',
+        ),
+        (
+            lambda r: r[10]["attributed"].update(vmos=[[1600, 4096], [1500]]),
+            'record 11 ("p/1300"): "attributed": "vmos"[1] must be a [vmo_koid, bytes] pair of'
+            " non-negative integers, not [1500]",
+        ),
+        (
+            lambda r: r[10]["attributed"].update(vmos=[[1600, True]]),
+            'record 11 ("p/1300"): "attributed": "vmos"[0] must be a [vmo_koid, bytes] pair of'
+            " non-negative integers, not [1600, true]",
+        ),
+        (
+            lambda r: r[10]["attributed"].update(vmos=[[-1600, 4096]]),
+            'record 11 ("p/1300"): "attributed": "vmos"[0] must be a [vmo_koid, bytes] pair of'
+            " non-negative integers, not [-1600, 4096]",
+        ),
+        (
+            lambda r: r[10]["attributed"].update(vmos=[[1600, 4096], [1600, 1]]),
+            'record 11 ("p/1300"): "attributed": "vmos"[1]: VMO koid 1600 is listed twice',
+        ),
+        (
+            lambda r: r[10]["attributed"].update(vmos=[[1600, 4096], [1500, 2732]]),
+            'record 11 ("p/1300"): "attributed": "vmos" add up to 6828, more than'
+            ' "private_bytes" + "shared_bytes" (6827)',
         ),
     ],
 )
@@ -680,10 +978,112 @@ def test_browser_hostile_names_are_text_in_exact_mode(chromium: Browser, tmp_pat
         page.locator("#rows button.nm", has_text=HOSTILE).click()
         assert page.locator("#crumbs button[aria-current]").inner_text().startswith(HOSTILE + " (")
         assert page.locator(".tm-box.tm-root .tm-label").inner_text().startswith(f"P {HOSTILE} ")
-        # Its boxes are the exact parts, not VMOs.
+        # Its boxes are its exact shares of its VMOs, hostile names and all, then its
+        # kernel kinds.
         labels = page.locator(".tm-box:not(.tm-root)").evaluate_all(
-            "bs => bs.map(b => b.getAttribute('aria-label').split(',')[0])"
+            "bs => bs.map(b => b.getAttribute('aria-label').replace(/, [^,]*$/, ''))"
         )
-        assert "Process memory figure private" in labels
+        assert labels == [
+            "VMO share <b>bold</b>\u2028<!--",
+            "VMO share \"quoted\" & 'single'",
+            "Process memory figure page tables",
+            "Process memory figure kernel stacks",
+            "Process memory figure kernel objects",
+        ]
         assert page.locator("img").count() == 0
         assert page.title() == "Memory usage"
+
+
+SHARE_HINT = "the pages of it only this process uses, plus its split of those it shares)"
+
+
+@pytest.mark.browser
+def test_browser_a_vmo_box_is_the_process_share(
+    chromium: Browser, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # The clone world (tests/test_memgraph_exact.py): zoomed into a process, its VMO
+    # boxes are there, and the tooltip and the table say what such a box is.
+    path = write(tmp_path, memgraph(capsys, SimSource(clone_world()), "-vt", "--attribution=exact"))
+    page_path = tmp_path / "clone.html"
+    assert main(["treemap", "-o", str(page_path), str(path)]) == 0
+    capsys.readouterr()
+    with opened(chromium, page_path) as page:
+        legend = page.locator(".legend").inner_text()
+        assert "VMO (exact attribution: this process's exact share of the VMO)" in legend
+        page.locator("#rows").get_by_role("button", name="c", exact=True).click()
+        assert page.locator("#crumbs button[aria-current]").inner_text() == (
+            f"c ({format_size(16384 + 8192 + 3584 + 5461)})"
+        )
+        lib = page.locator(f'.tm-box[aria-label="VMO share lib[2], {format_size(5461)}"]')
+        assert lib.is_visible()
+        lib.hover(position={"x": 6, "y": 6})
+        lines = page.locator("#tooltip").inner_text().splitlines()
+        assert lines[:3] == ["lib[2]", "VMO share", f"Size: {format_size(5461)} (5461 bytes)"]
+        assert lines[5:] == [
+            "Aggregate of 2 VMOs with this name",
+            "This process's exact share of the 2 VMOs named lib",
+            f"(process c: {SHARE_HINT}",
+        ]
+        row = page.locator("#rows tr", has=page.get_by_role("button", name="lib[2]", exact=True))
+        assert row.get_attribute("title") == (
+            f"This process's exact share of the 2 VMOs named lib (process c: {SHARE_HINT}"
+        )
+
+        page.locator("#crumbs button", has_text="All physical memory").click()
+        page.locator("#rows").get_by_role("button", name="b", exact=True).click()
+        buf = page.locator(f'.tm-box[aria-label="VMO share buf, {format_size(4096)}"]')
+        assert buf.is_visible()
+        buf.hover(position={"x": 6, "y": 6})
+        lines = page.locator("#tooltip").inner_text().splitlines()
+        assert lines[:2] == ["buf", "VMO share, koid 1600"]
+        assert lines[-2:] == [
+            "This process's exact share of VMO buf",
+            f"(process b: {SHARE_HINT}",
+        ]
+
+
+def _path_to(root: Node, target: Node) -> list[Node]:
+    """The nodes from ``root``'s child down to ``target``."""
+    stack: list[tuple[Node, list[Node]]] = [(root, [])]
+    while stack:
+        node, path = stack.pop()
+        if node is target:
+            return path
+        stack.extend((c, [*path, c]) for c in node.children)
+    raise AssertionError(target.name)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("world", ["doc", "scale:300"])
+def test_browser_vmo_boxes_after_zooming_into_a_process(
+    chromium: Browser, tmp_path: Path, world: str
+) -> None:
+    # A person's way in: box by box, from the root job down to the largest process.
+    raw = _exact_memgraph(f"--sim={world}")
+    page_path = tmp_path / "mem.html"
+    _mxmem("treemap", "-o", str(page_path), input=raw)
+    root = exact_tree(parse_memgraph(json.loads(raw))).root
+    processes = [n for n in _nodes(root) if n.type is NodeType.PROCESS]
+    target = max(processes, key=lambda n: n.size_bytes)
+    vmo = max((c for c in target.children if c.type is NodeType.VMO), key=lambda c: c.size_bytes)
+    kinds = {NodeType.JOB: "Job", NodeType.PROCESS: "Process"}
+    with opened(chromium, page_path) as page:
+        for node in _path_to(root, target):
+            label = f"{kinds[node.type]} {node.name}, {format_size(node.size_bytes)}"
+            page.locator(f'.tm-box[aria-label="{label}"]').first.click(position={"x": 6, "y": 6})
+            assert page.locator("#crumbs button[aria-current]").inner_text() == (
+                f"{node.name} ({format_size(node.size_bytes)})"
+            )
+        box = page.locator(
+            f'.tm-box[aria-label="VMO share {vmo.name}, {format_size(vmo.size_bytes)}"]'
+        )
+        assert box.first.is_visible()
+        box.first.hover(position={"x": 6, "y": 6})
+        lines = page.locator("#tooltip").inner_text().splitlines()
+        assert lines[-1] == f"(process {target.name}: {SHARE_HINT}"
+
+
+def _nodes(node: Node) -> Iterator[Node]:
+    yield node
+    for c in node.children:
+        yield from _nodes(c)

@@ -10,8 +10,9 @@ memgraph's): every mxmem tool takes it, and memgraph's output is JSON already.
 
 ``--attribution=exact`` (issue 6; an mxmem addition, with a required argument as getopt
 takes it: ``--attribution=exact`` or ``--attribution exact``) asks the source for page
-facts and adds the exact attribution to the 2017 records; ``--attribution=2017`` is the
-default and adds nothing.
+facts and adds the exact attribution to the 2017 records (with ``-v``, each process's
+private and shared bytes by VMO too); ``--attribution=2017`` is the default and adds
+nothing.
 """
 
 from __future__ import annotations

@@ -6,10 +6,11 @@ The successor of Fuchsia's ``scripts/memory/treemap.py`` (spec §7): it reads wh
 writes a page with a zoomable treemap and a sortable table, which needs no network.
 
 Exact attribution (issue 6): input from ``memgraph --attribution=exact`` gives the exact
-tree (:func:`mxmem.render.treemap.exact_tree`) by itself; ``--attribution=exact`` on plain
-memgraph output computes the attribution from the records, read as a capture (as far as
-the capture source can derive page facts from them); ``--attribution=2017`` always gives
-treemap.py's tree.
+tree (:func:`mxmem.render.treemap.exact_tree`) by itself — a process split into its exact
+share of each of its VMOs when the input was made with ``-v`` too, else by kind;
+``--attribution=exact`` on plain memgraph output computes the attribution from the
+records, read as a capture (as far as the capture source can derive page facts from them,
+by VMO when the records list VMOs); ``--attribution=2017`` always gives treemap.py's tree.
 """
 
 from __future__ import annotations
@@ -231,7 +232,8 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
 
 def attribute_memgraph(raw: bytes, path: str | None) -> MemGraph:
     """Plain memgraph output made exact: the records read as a capture, asked for page
-    facts, attributed, and rendered back as ``memgraph --attribution=exact`` records."""
+    facts, attributed, and rendered back as ``memgraph -v --attribution=exact`` records
+    (so with each process's VMO list, when the capture's page facts reach VMOs)."""
     where = "standard input" if path is None or path == "-" else path
     source = CaptureSource(load_capture(raw, where), f"capture:{where}")
     snapshot = source.snapshot(Level.PAGES)

@@ -26,7 +26,10 @@ Where this differs from the 2017 tool, on purpose:
   :mod:`mxmem.accounting.exact`: ``attributed_bytes`` and an ``attributed`` breakdown on
   each process, ``attributed_bytes`` (the subtree's sum) on each job, and an
   ``attribution`` object in ``__META`` (total, categories of unowned memory, residual,
-  notes). See :func:`exact_figures` for how the fractions become whole bytes that add up.
+  notes). With ``-v`` too, ``attributed.vmos`` says where a process's private and shared
+  bytes are: ``[vmo_koid, bytes]`` pairs, its exact share of each VMO it reaches. See
+  :func:`exact_figures` and :func:`vmo_parts` for how the fractions become whole bytes
+  that add up.
 
 memgraph.cpp left out the VMOs of its own process (they change while it reads them); a
 snapshot is taken before any rendering and has no memgraph process, so nothing is skipped.
@@ -39,6 +42,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
+from math import floor
 from typing import TextIO
 
 from mxmem.accounting.exact import Attribution, integer_parts
@@ -59,6 +63,7 @@ __all__ = [
     "kernel_records",
     "memgraph_timestamp",
     "memgraph_view",
+    "vmo_parts",
     "write_memgraph",
 ]
 
@@ -158,7 +163,9 @@ def _listed(snapshot: Snapshot) -> tuple[list[int], set[int]]:
     return jobs, processes
 
 
-def exact_figures(snapshot: Snapshot, attribution: Attribution) -> ExactFigures:
+def exact_figures(
+    snapshot: Snapshot, attribution: Attribution, *, vmos: bool = False
+) -> ExactFigures:
     """``attribution`` rounded to whole bytes so that what is printed adds up.
 
     Every part — each process's private, shared, estimated and per-kind kernel bytes, and
@@ -169,6 +176,10 @@ def exact_figures(snapshot: Snapshot, attribution: Attribution) -> ExactFigures:
     (residual 0). A negative part (which no rule makes, but a source's figure could be) is
     never printed: it counts as 0 and so shows in the residual, with a note. A process the
     task walk does not reach has no record: its bytes go to :data:`EXITED_CATEGORY`.
+
+    ``vmos`` (memgraph ``-v``) adds ``attributed.vmos`` to every process: its private +
+    shared bytes by the VMO they were reached through (:func:`vmo_parts`), adding up to
+    the printed ``private_bytes + shared_bytes`` exactly.
     """
     job_order, listed = _listed(snapshot)
     notes: list[str] = []
@@ -226,16 +237,22 @@ def exact_figures(snapshot: Snapshot, attribution: Attribution) -> ExactFigures:
             estimated = rounded[f"p{pid}/estimated"]
             swap = max(round(mine.swap), 0)  # not RAM: outside the sum, rounded alone
         kernel = sum(kinds.values())
+        parts_record: Record = {
+            "private_bytes": private,
+            "shared_bytes": shared,
+            "kernel_bytes": kernel,
+            "kernel_by_kind": dict[str, JsonValue](kinds),
+            "estimated_bytes": estimated,
+            "swap_bytes": swap,
+        }
+        if vmos:
+            by_vmo = {} if mine is None else _wire_koids(snapshot, mine.by_vmo)
+            parts_record["vmos"] = [
+                [koid, size] for koid, size in vmo_parts(by_vmo, private + shared)
+            ]
         processes[pid] = {
             "attributed_bytes": private + shared + kernel + estimated,
-            "attributed": {
-                "private_bytes": private,
-                "shared_bytes": shared,
-                "kernel_bytes": kernel,
-                "kernel_by_kind": dict[str, JsonValue](kinds),
-                "estimated_bytes": estimated,
-                "swap_bytes": swap,
-            },
+            "attributed": parts_record,
         }
 
     jobs: dict[int, int] = {}
@@ -265,6 +282,69 @@ def exact_figures(snapshot: Snapshot, attribution: Attribution) -> ExactFigures:
         residual_bytes=residual,
         notes=tuple(notes),
     )
+
+
+def _wire_koids(snapshot: Snapshot, by_vmo: Mapping[int, Fraction]) -> dict[int, Fraction]:
+    """``by_vmo`` keyed by the koids the ``vmos`` entries print (``Vmo.user_koid``: 0 for
+    a VMO the kernel made without a user koid, so such VMOs add up under 0, as does
+    memory the source reached through no VMO)."""
+    out: dict[int, Fraction] = {}
+    for koid, share in by_vmo.items():
+        vmo = snapshot.vmos.get(koid)
+        wire = koid if vmo is None else vmo.user_koid
+        out[wire] = out[wire] + share if wire in out else share
+    return out
+
+
+def vmo_parts(shares: Mapping[int, Fraction], target: int) -> list[tuple[int, int]]:
+    """A process's exact shares of its VMOs (``{vmo_koid: bytes}``) as whole bytes that
+    add up to exactly ``target`` — its printed ``private_bytes + shared_bytes`` — as
+    ``(koid, bytes)`` pairs, largest first, then by koid; VMOs of 0 bytes are left out.
+
+    The shares are rounded with :func:`~mxmem.accounting.exact.integer_parts` (largest
+    remainder; ties by koid), which makes them add up to the shares' rounded sum. The
+    printed private and shared bytes were rounded among every part of the system, so
+    ``target`` can differ from that sum by a byte (two at most: both were rounded the
+    other way). The difference ``d`` is absorbed by continuing the same rule, so that each
+    VMO stays within a byte of its exact share whenever that is possible: for ``d > 0``
+    one byte more to each of the ``d`` fractional shares that were rounded down, largest
+    remainder first; for ``d < 0`` one byte less from each of the ``|d|`` that were rounded
+    up, smallest remainder first (ties by koid, both ways). Should there be too few such
+    shares, the largest VMOs take the rest (then koid 0, "no VMO", if there is none).
+    Shares of 0 or less (no rule makes them) count as nothing.
+    """
+    items = [(koid, share) for koid, share in shares.items() if share > 0]
+    rounded = {koid: int(share) for koid, share in items if share.denominator == 1}
+    fractional = {koid: share for koid, share in items if share.denominator != 1}
+    # integer_parts names its parts by strings: zero-padded koids sort as the numbers.
+    for name, size in integer_parts((f"{k:020d}", v) for k, v in fractional.items()).items():
+        rounded[int(name)] = size
+    short = target - sum(rounded.values())
+    if short:
+        remainder = {koid: share - floor(share) for koid, share in fractional.items()}
+        if short > 0:
+            movable = sorted(
+                (k for k, v in fractional.items() if rounded[k] == floor(v)),
+                key=lambda k: (-remainder[k], k),
+            )
+        else:
+            movable = sorted(
+                (k for k, v in fractional.items() if rounded[k] > floor(v)),
+                key=lambda k: (remainder[k], k),
+            )
+        step = 1 if short > 0 else -1
+        for koid in movable[: abs(short)]:
+            rounded[koid] += step
+            short -= step
+        for koid in sorted(rounded, key=lambda k: (-rounded[k], k)):
+            if not short:
+                break
+            change = short if short > 0 else max(short, -rounded[koid])
+            rounded[koid] += change
+            short -= change
+        if short > 0:
+            rounded[0] = short
+    return sorted(((k, v) for k, v in rounded.items() if v), key=lambda i: (-i[1], i[0]))
 
 
 def _attributed(processes: Mapping[int, Record], pid: int) -> int:
@@ -360,9 +440,9 @@ def memgraph_view(
     ``vmos`` tool order, duplicates kept (``-v``); ``handles`` adds ``handle_stats``
     (``-H``). A process that is not running reports zeros; one whose figures are unknown
     has no size fields. ``attribution`` (``--attribution=exact``) adds the exact fields
-    (see :func:`exact_figures`).
+    (see :func:`exact_figures`), with ``vmos`` their ``attributed.vmos`` too.
     """
-    exact = None if attribution is None else exact_figures(snapshot, attribution)
+    exact = None if attribution is None else exact_figures(snapshot, attribution, vmos=vmos)
     records: list[Record] = []
     if snapshot.kernel is not None:
         records.extend(kernel_records(snapshot.kernel))

@@ -29,10 +29,11 @@ Where this differs from treemap.py, on purpose:
 
 Exact attribution (issue 6): input from ``memgraph --attribution=exact`` (its ``__META``
 record has an ``attribution`` object) makes :func:`exact_tree` instead: all physical
-memory = the job tree, each process sized by its ``attributed_bytes`` and split into
-private / shared / kernel kinds / estimated, + one node per category of unowned memory
-(free, wired, kernel heap, unreferenced VMOs...) + a ``residual`` node only when the
-residual is positive. It never has an ``unknown`` node nor a negative one; the residual
+memory = the job tree, each process sized by its ``attributed_bytes`` and split into its
+VMOs (with ``-v``: its exact share of each, named and aggregated as above) or else
+private / shared, then its kernel kinds / estimated, + one node per category of unowned
+memory (free, wired, kernel heap, unreferenced VMOs...) + a ``residual`` node only when
+the residual is positive. It never has an ``unknown`` node nor a negative one; the residual
 is always stated in words (:func:`attribution_text`).
 """
 
@@ -42,7 +43,7 @@ import base64
 import hashlib
 import heapq
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import NamedTuple, TypeGuard
@@ -54,6 +55,7 @@ from mxmem.render.units import format_size
 __all__ = [
     "DEFAULT_MAX_CHILDREN",
     "DEFAULT_MAX_NODES",
+    "NO_KOID_NAME",
     "RESIDUAL_NAME",
     "ExactMeta",
     "FoldedTree",
@@ -69,6 +71,7 @@ __all__ = [
     "VmoRef",
     "attribution_text",
     "exact_tree",
+    "exact_vmo_children",
     "fold_tree",
     "memory_tree",
     "page_data",
@@ -95,6 +98,10 @@ ROOT_NAME = "All physical memory"
 # The boxes of a process in an exact tree, by the field of its "attributed" object.
 EXACT_PARTS = (("private_bytes", "private"), ("shared_bytes", "shared"))
 ESTIMATED_NAME = "estimated (not page-level)"
+# The box of an exact share of koid 0: memory reached through no VMO with a user koid.
+NO_KOID_NAME = "<no VMO koid>"
+# Private + shared bytes an exact input's "attributed.vmos" do not hold (hand-made input).
+VMOS_NOT_ITEMIZED_NAME = "VMOs (not itemized)"
 KERNEL_NAME = "kernel"
 NOT_ITEMIZED_NAME = "not itemized"
 UNNAMED = "<unnamed>"
@@ -142,7 +149,9 @@ class ProcessRecord(NamedTuple):
     """A process record. The size fields are ``None`` when memgraph could not read them
     (it omits them then); ``vmos``/``vmo_refs`` are empty without ``-v``.
     ``attributed_bytes`` and ``attributed`` (its parts as ``(box name, bytes)``, swap
-    left out as it is not RAM) come with ``--attribution=exact``."""
+    left out as it is not RAM; private and shared first, see :data:`EXACT_PARTS`) come
+    with ``--attribution=exact``, and ``attributed_vmos`` (its exact share of each VMO as
+    ``(vmo koid, bytes)``; ``None`` when the input has none) with ``-v`` too."""
 
     id: str
     parent: str
@@ -154,6 +163,7 @@ class ProcessRecord(NamedTuple):
     vmo_refs: tuple[VmoRef, ...]
     attributed_bytes: int | None = None
     attributed: tuple[tuple[str, int], ...] = ()
+    attributed_vmos: tuple[tuple[int, int], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -337,9 +347,39 @@ def _process(f: _Fields, id_: str, parent: str, koid: int, name: str) -> Process
             raise f.fail(f'"vmo_refs"[{i}] refers to VMO koid {ref.vmo_koid}, not in "vmos"')
     attributed_bytes = f.opt_uint("attributed_bytes")
     parts: tuple[tuple[str, int], ...] = ()
+    shares: tuple[tuple[int, int], ...] | None = None
     if "attributed" in f.record:
-        parts = _attributed_parts(_Fields(f.obj("attributed"), f'{f.where}: "attributed"'))
-    return ProcessRecord(id_, parent, koid, name, private, pss, vmos, refs, attributed_bytes, parts)
+        exact = _Fields(f.obj("attributed"), f'{f.where}: "attributed"')
+        parts = _attributed_parts(exact)
+        if "vmos" in exact.record:
+            shares = _attributed_vmos(exact, parts[0][1] + parts[1][1])
+    return ProcessRecord(
+        id_, parent, koid, name, private, pss, vmos, refs, attributed_bytes, parts, shares
+    )
+
+
+def _attributed_vmos(f: _Fields, in_vmos: int) -> tuple[tuple[int, int], ...]:
+    """The ``vmos`` of an ``attributed`` object: ``[vmo_koid, bytes]`` pairs, each koid
+    once, adding up to no more than ``in_vmos`` (private + shared)."""
+    out: list[tuple[int, int]] = []
+    seen: set[int] = set()
+    for i, item in enumerate(f.array("vmos")):
+        if type(item) is not list or len(item) != 2 or not all(_is_uint(v) for v in item):
+            raise f.fail(
+                f'"vmos"[{i}] must be a [vmo_koid, bytes] pair of non-negative integers,'
+                f" not {_show(item)}"
+            )
+        koid, size = item
+        if koid in seen:
+            raise f.fail(f'"vmos"[{i}]: VMO koid {koid} is listed twice')
+        seen.add(koid)
+        out.append((koid, size))
+    total = sum(size for _, size in out)
+    if total > in_vmos:
+        raise f.fail(
+            f'"vmos" add up to {total}, more than "private_bytes" + "shared_bytes" ({in_vmos})'
+        )
+    return tuple(out)
 
 
 def _attributed_parts(f: _Fields) -> tuple[tuple[str, int], ...]:
@@ -534,14 +574,70 @@ def process_children(process: ProcessRecord) -> tuple[list[Node], int]:
             area = _handle_area(vmo.committed_bytes, vmo.share_count)
         name = vmo.name or UNNAMED
         by_name.setdefault(name, []).append(Node(name, NodeType.VMO, area, vmo.koid))
-    nodes = []
+    return _aggregated(by_name), len(unique)
+
+
+def _aggregated(by_name: Mapping[str, list[Node]]) -> list[Node]:
+    """One process's VMO boxes, grouped by name: same-named VMOs (except ``<unnamed>``)
+    merged into one ``name[n]`` box of their total, as treemap.py did."""
+    nodes: list[Node] = []
     for name, group in by_name.items():
         if len(group) == 1 or name == UNNAMED:
             nodes.extend(group)
         else:
             total = sum(n.size_bytes for n in group)
             nodes.append(Node(f"{name}[{len(group)}]", NodeType.VMO, total, members=len(group)))
-    return nodes, len(unique)
+    return nodes
+
+
+class _VmoNames:
+    """The name of a VMO koid for a process's exact VMO boxes: from the process's own
+    ``vmos`` entries, else from any process's (a page shared copy-on-write can be counted
+    through a VMO another process maps), else ``<VMO koid N>`` (:data:`NO_KOID_NAME` for
+    koid 0). The index of every process's entries is made only when a koid is not in the
+    process's own."""
+
+    def __init__(self, processes: Iterable[ProcessRecord]) -> None:
+        self._processes = processes
+        self._everyone: dict[int, str] | None = None
+
+    def of(self, process: ProcessRecord) -> Callable[[int], str]:
+        own: dict[int, str] = {}
+        for vmo in process.vmos:
+            own.setdefault(vmo.koid, vmo.name)
+        # Koid 0 is every VMO without a user koid: named only when those are one name.
+        if 0 in own and len({v.name for v in process.vmos if v.koid == 0}) > 1:
+            del own[0]
+
+        def name(koid: int) -> str:
+            found = own.get(koid)
+            if found is None and koid:
+                found = self._all().get(koid)
+            if found is None:
+                return NO_KOID_NAME if koid == 0 else f"<VMO koid {koid}>"
+            return found or UNNAMED
+
+        return name
+
+    def _all(self) -> dict[int, str]:
+        if self._everyone is None:
+            self._everyone = {}
+            for process in self._processes:
+                for vmo in process.vmos:
+                    self._everyone.setdefault(vmo.koid, vmo.name)
+        return self._everyone
+
+
+def exact_vmo_children(shares: Iterable[tuple[int, int]], name: Callable[[int], str]) -> list[Node]:
+    """A process's boxes for its exact shares of VMOs (``(koid, bytes)``), named by
+    ``name`` and aggregated like :func:`process_children`'s: a box is the process's exact
+    share of that VMO (of those VMOs, for a ``name[n]`` box), not the VMO's size."""
+    by_name: dict[str, list[Node]] = {}
+    for koid, size in shares:
+        if size > 0:
+            vmo_name = name(koid)
+            by_name.setdefault(vmo_name, []).append(Node(vmo_name, NodeType.VMO, size, koid))
+    return _aggregated(by_name)
 
 
 class _Draft:
@@ -732,12 +828,15 @@ def exact_tree(graph: MemGraph) -> MemoryTree:
     ``memgraph --attribution=exact``).
 
     All physical memory = the root job (jobs are the sums of their subtrees, processes the
-    sums of their parts: private, shared, each kernel kind, estimated) + one box per
-    category of unowned memory + ``residual`` when the residual is positive. The residual
-    is what the boxes leave of ``total_bytes``; a negative one (a live source's figures
-    adding up to more than its total) makes the root that much larger than the total, and
-    is said in words like any other (:func:`attribution_text`). Nothing is clamped or
-    invented: a figure the input does not itemize is a ``not itemized`` box.
+    sums of their parts: with ``attributed.vmos`` (memgraph ``-v``), the process's exact
+    share of each VMO (:func:`exact_vmo_children`), else private and shared; then each
+    kernel kind and estimated) + one box per category of unowned memory + ``residual``
+    when the residual is positive. The residual is what the boxes leave of
+    ``total_bytes``; a negative one (a live source's figures adding up to more than its
+    total) makes the root that much larger than the total, and is said in words like any
+    other (:func:`attribution_text`). Nothing is clamped or invented: a figure the input
+    does not itemize is a ``not itemized`` box (``VMOs (not itemized)`` for private and
+    shared bytes its VMO list leaves out).
     """
     meta = graph.attribution
     if meta is None:
@@ -752,6 +851,7 @@ def exact_tree(graph: MemGraph) -> MemoryTree:
         drafts[j.id] = _Draft(j.id, NodeType.JOB, j.name or UNNAMED, j.koid)
         parents[j.id] = j.parent
     vmo_count = 0
+    names = _VmoNames(graph.processes)
     for p in graph.processes:
         if p.attributed_bytes is None:
             raise TreemapInputError(
@@ -769,6 +869,14 @@ def exact_tree(graph: MemGraph) -> MemoryTree:
                 f' more than its "attributed_bytes" ({_fmt(p.attributed_bytes)}); it is'
                 " shown as the sum of its parts."
             )
+        if p.attributed_vmos is not None:
+            # Private and shared are split into the VMO boxes; the other parts follow.
+            draft.children.extend(exact_vmo_children(p.attributed_vmos, names.of(p)))
+            private_shared = sum(size for _, size in parts[: len(EXACT_PARTS)])
+            left = private_shared - sum(size for _, size in p.attributed_vmos)
+            if left > 0:  # a hand-made file's VMOs may not hold every byte
+                draft.children.append(Node(VMOS_NOT_ITEMIZED_NAME, NodeType.MEMORY, left))
+            parts = parts[len(EXACT_PARTS) :]
         draft.children.extend(Node(n, NodeType.MEMORY, size) for n, size in parts if size > 0)
         vmo_count += len({v.koid for v in p.vmos})
         drafts[p.id] = draft
