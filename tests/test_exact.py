@@ -18,7 +18,13 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from strategies import World, boots, op_lists
 
-from mxmem.accounting.exact import KERNEL_VMOS, UNREFERENCED, Attribution, attribute
+from mxmem.accounting.exact import (
+    KERNEL_VMOS,
+    UNREFERENCED,
+    Attribution,
+    attribute,
+    integer_parts,
+)
 from mxmem.model import KERNEL_OBJECTS, KERNEL_STACKS, PAGE_TABLES, ProcessState
 from mxmem.sources.sim.kernel import (
     KERNEL,
@@ -384,3 +390,27 @@ def test_clone_families_split_by_the_two_step_rule(plan: dict[str, Any]) -> None
     got = {p.koid: vmo_bytes(a, p) if p.koid in a.processes else 0 for p in procs}
     assert got == expected
     assert a.accounted() == a.total_bytes
+
+
+# --- display rounding ---------------------------------------------------------------
+
+
+def test_integer_parts_gives_the_lost_bytes_to_the_largest_remainders() -> None:
+    # Thirds of 4096 three ways: 1365.33 each, 4096 in all; one extra byte, to the tie
+    # broken by name.
+    third = Fraction(P, 3)
+    assert integer_parts([("b", third), ("a", third), ("c", third)]) == {
+        "a": 1366,
+        "b": 1365,
+        "c": 1365,
+    }
+    # Whole values stay whole; 0.6 + 0.6 + 0.8 = 2: the two largest remainders go up.
+    parts = [("x", Fraction(3, 5)), ("y", Fraction(3, 5)), ("z", Fraction(4, 5)), ("w", 7)]
+    assert integer_parts(parts) == {"x": 1, "y": 0, "z": 1, "w": 7}
+
+
+@given(st.lists(st.fractions(min_value=0, max_value=10**9, max_denominator=60), max_size=30))
+def test_integer_parts_add_up_and_stay_within_a_byte(values: list[Fraction]) -> None:
+    parts = integer_parts(list(enumerate(values)))
+    assert sum(parts.values()) == round(sum(values, Fraction(0)))
+    assert all(abs(parts[i] - v) < 1 for i, v in enumerate(values))

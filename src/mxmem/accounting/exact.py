@@ -29,9 +29,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
-from math import floor
+from typing import Any, TypeVar
 
 from mxmem.model import PageFacts, Snapshot
+
+K = TypeVar("K", bound=Any)
 
 UNREFERENCED = "unreferenced VMOs"
 KERNEL_VMOS = "kernel VMOs"
@@ -172,15 +174,28 @@ def job_totals(snapshot: Snapshot, attribution: Attribution) -> dict[int, Fracti
     return totals
 
 
-def integer_parts(parts: Iterable[tuple[str, Fraction]]) -> dict[str, int]:
+def integer_parts(parts: Iterable[tuple[K, Fraction]]) -> dict[K, int]:
     """Round non-negative fractional parts to whole bytes so that they add up to the
-    rounded sum (largest remainder): what a display shows adds up."""
-    items = list(parts)
-    total = round(sum((v for _, v in items), _ZERO))
-    floors = {name: floor(v) for name, v in items}
-    short = total - sum(floors.values())
+    rounded sum (largest remainder): what a display shows adds up.
+
+    Works on numerators and denominators: the remainders are summed per denominator
+    (a handful of distinct ones: users x reaching VMOs) before one Fraction sum, because
+    summing thousands of Fractions one by one is what made display rounding slow.
+    """
+    floors: dict[K, int] = {}
+    remainders: list[tuple[Fraction, K]] = []
+    by_denominator: dict[int, int] = {}
+    for name, value in parts:
+        q, r = divmod(value.numerator, value.denominator)
+        floors[name] = q
+        if r:
+            remainders.append((Fraction(r, value.denominator), name))
+            by_denominator[value.denominator] = by_denominator.get(value.denominator, 0) + r
+    whole = sum(floors.values())
+    rest = sum((Fraction(n, d) for d, n in by_denominator.items()), _ZERO)
+    short = round(whole + rest) - whole
     # Hand the missing bytes to the largest remainders (ties by name, for stability).
-    order = sorted(items, key=lambda item: (-(item[1] - floor(item[1])), item[0]))
-    for name, _ in order[: max(short, 0)]:
+    remainders.sort(key=lambda item: (-item[0], item[1]))
+    for _, name in remainders[: max(short, 0)]:
         floors[name] += 1
     return floors
