@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from fixed import FixedSource
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -170,21 +171,6 @@ def test_capture_source_ignores_the_level() -> None:
     assert source.snapshot(Level.TASKS, processes=[1]) is snapshot
 
 
-class _Fixed:
-    """The "live" side of a host round trip: one snapshot, whatever is asked of it, so
-    the comparison is not with a host that changed in between."""
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        self._snapshot = snapshot
-
-    @property
-    def name(self) -> str:
-        return "fixed"
-
-    def snapshot(self, level: Level = Level.FULL, processes: object = None) -> Snapshot:
-        return self._snapshot
-
-
 @pytest.fixture(scope="module")
 def host_snapshot() -> Snapshot:
     from mxmem.sources.linux.host import HostSource
@@ -208,7 +194,7 @@ HOST_COMMANDS = [
 def test_every_tool_prints_the_same_on_a_host_capture(
     host_snapshot: Snapshot, compress: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    live = _Fixed(host_snapshot)
+    live = FixedSource(host_snapshot)
     path = tmp_path / ("host.gz" if compress else "host.json")
     assert capture(["-o", str(path)], live) == (0, "", "")
     captured = open_source(f"capture:{path}")
@@ -226,7 +212,7 @@ def test_host_memgraph_round_trip(
 ) -> None:
     # memgraph -vt of the host, read back with --capture, prints the same records but for
     # the timestamp, which is the time of the second run.
-    code, text, _err = run(["memgraph", "-vt"], _Fixed(host_snapshot), capsys)
+    code, text, _err = run(["memgraph", "-vt"], FixedSource(host_snapshot), capsys)
     assert code == 0
     path = tmp_path / "host-memgraph.json"
     path.write_text(text)

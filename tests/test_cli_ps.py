@@ -13,6 +13,7 @@ from importlib.resources import files
 
 import jsonschema
 import pytest
+from fixed import FixedSource
 
 from mxmem.cli import main
 from mxmem.cli.ps import HELP
@@ -70,22 +71,6 @@ TABLE = [
     "    p:1400   5461B      0B     16k gamma",
     HEADER,
 ]
-
-
-class FixedSource:
-    """A source that always hands out one snapshot (to test figures no kernel gives)."""
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        self._snapshot = snapshot
-
-    @property
-    def name(self) -> str:
-        return "fixed"
-
-    def snapshot(
-        self, level: Level = Level.FULL, processes: Collection[int] | None = None
-    ) -> Snapshot:
-        return self._snapshot
 
 
 class RecordingSource(SimSource):

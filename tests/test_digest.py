@@ -4,36 +4,22 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixed import FixedSource
 
 from mxmem.accounting.digest import bucket_rules, digest
 from mxmem.cli.digest import TOOL
 from mxmem.errors import UsageError
-from mxmem.model import Level, Snapshot
+from mxmem.model import Level
 from mxmem.render.digest import digest_size
 from mxmem.sources.capture.fuchsia import load
 from mxmem.sources.sim import open_sim
 
 FIXTURES = Path(__file__).parent / "fixtures" / "fuchsia"
 K = 1024
-
-
-class _Fixed:
-    def __init__(self, snapshot: Snapshot) -> None:
-        self._snapshot = snapshot
-
-    @property
-    def name(self) -> str:
-        return "fixed"
-
-    def snapshot(
-        self, level: Level = Level.FULL, processes: Collection[int] | None = None
-    ) -> Snapshot:
-        return self._snapshot
 
 
 def _independent(raw: dict[str, Any], buckets: list[dict[str, Any]]) -> dict[str, int]:
@@ -223,7 +209,7 @@ def test_digest_size(size: int, text: str) -> None:
 def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     import sys
 
-    code = TOOL.run(args, _Fixed(load(SMALL)), sys.stdout, sys.stderr)
+    code = TOOL.run(args, FixedSource(load(SMALL)), sys.stdout, sys.stderr)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

@@ -10,17 +10,17 @@ split equally among the processes that map or hold it; page tables: a PML4 page,
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixed import FixedSource
 
 from mxmem.accounting.digest import bucket_rules, exact_digest
 from mxmem.accounting.exact import attribute_snapshot
 from mxmem.cli import main
 from mxmem.cli.digest import HELP
-from mxmem.model import Level, Snapshot
+from mxmem.model import Level
 from mxmem.sources import Source, open_source
 from mxmem.sources.sim import PAGE_SIZE, Kernel, SimSource
 from mxmem.sources.sim.kernel import SimProcess, SimVmar
@@ -219,20 +219,6 @@ def test_builtin_worlds_add_up_to_the_byte(world_spec: str, capsys: Capsys) -> N
     assert all(b["size_bytes"] >= 0 for b in doc["buckets"])
     assert "Residual" not in [b["name"] for b in doc["buckets"]]
     assert doc["buckets"][-1]["name"] == "Free"
-
-
-class FixedSource:
-    def __init__(self, snapshot: Snapshot) -> None:
-        self._snapshot = snapshot
-
-    @property
-    def name(self) -> str:
-        return "fixed"
-
-    def snapshot(
-        self, level: Level = Level.FULL, processes: Collection[int] | None = None
-    ) -> Snapshot:
-        return self._snapshot
 
 
 def test_a_source_without_page_facts_is_a_one_line_error(capsys: Capsys) -> None:

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixed import FixedSource
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mxmem.accounting.fuchsia import Sizes, snapshot_summary, summary_sizes
 from mxmem.cli import main
 from mxmem.errors import SourceError
-from mxmem.model import Level, Snapshot, Vmo
+from mxmem.model import Snapshot, Vmo
 from mxmem.sources.capture.fuchsia import ROOT_JOB_KOID, load
 
 FIXTURES = Path(__file__).parent / "fixtures" / "fuchsia"
@@ -285,20 +285,6 @@ def test_loader_stats_are_the_summary_rule(real: Snapshot) -> None:
 # --------------------------------------------------------------------------- ps on a capture
 
 
-class _Fixed:
-    def __init__(self, snapshot: Snapshot) -> None:
-        self._snapshot = snapshot
-
-    @property
-    def name(self) -> str:
-        return "fixed"
-
-    def snapshot(
-        self, level: Level = Level.FULL, processes: Collection[int] | None = None
-    ) -> Snapshot:
-        return self._snapshot
-
-
 def test_ps_prints_fuchsia_figures(capsys: pytest.CaptureFixture[str]) -> None:
     # p1{v1,v2}, p2{v2,v3}: p1 PSS 2K PRIVATE 1K SHARED 2K; p2 4K 3K 2K; root sums
     # PSS 6K and PRIVATE 4K (SHARED is not summed for jobs).
@@ -306,7 +292,7 @@ def test_ps_prints_fuchsia_figures(capsys: pytest.CaptureFixture[str]) -> None:
         [(21, "p1", [1, 2]), (22, "p2", [2, 3])],
         [(1, "v1", 0, 1 * K), (2, "v2", 0, 2 * K), (3, "v3", 0, 3 * K)],
     )
-    assert main(["ps"], source=_Fixed(load(data))) == 0
+    assert main(["ps"], source=FixedSource(load(data))) == 0
     assert capsys.readouterr().out.splitlines() == [
         "TASK       PSS PRIVATE  SHARED NAME",
         "j:0         6k      4k         root",

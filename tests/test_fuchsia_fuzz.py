@@ -14,19 +14,19 @@ import copy
 import gzip
 import io
 import json
-from collections.abc import Collection
 from contextlib import redirect_stderr, redirect_stdout
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixed import FixedSource
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mxmem.cli import main
 from mxmem.errors import SourceError
-from mxmem.model import Level, Snapshot
+from mxmem.model import Snapshot
 from mxmem.sources.capture import load_capture
 
 FIXTURES = Path(__file__).parent / "fixtures" / "fuchsia"
@@ -195,22 +195,6 @@ def _mutate(document: Any, data: st.DataObject) -> None:
         parent[key] = copy.deepcopy(data.draw(_WEIRD))
 
 
-class _Fixed:
-    """A source that is one snapshot, whatever is asked of it."""
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        self._snapshot = snapshot
-
-    @property
-    def name(self) -> str:
-        return "fixed"
-
-    def snapshot(
-        self, level: Level = Level.FULL, processes: Collection[int] | None = None
-    ) -> Snapshot:
-        return self._snapshot
-
-
 def _load_and_run(raw: bytes) -> Snapshot | None:
     """Load ``raw``: a SourceError must be one line naming the file; a snapshot must go
     through ps and digest with a tool's own exit code (never 70, an internal error)."""
@@ -220,7 +204,7 @@ def _load_and_run(raw: bytes) -> Snapshot | None:
         message = str(err)
         assert "\n" not in message and message.startswith("fuzz.json"), message
         return None
-    source = _Fixed(snapshot)
+    source = FixedSource(snapshot)
     for argv in (
         ["ps"],
         ["ps", "-T"],

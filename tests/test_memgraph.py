@@ -17,6 +17,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from fixed import FixedSource
 
 from mxmem.cli import main
 from mxmem.cli.common import Tool
@@ -122,25 +123,6 @@ GONE = (
 ROOT = '  {"id": "j/1024", "type": "j", "koid": 1024, "parent": "kernel/vmo", "name": "root"},'
 SVC = '  {"id": "j/1100", "type": "j", "koid": 1100, "parent": "j/1024", "name": "svc"},'
 META = '  {"type": "__META", "timestamp": "2017-06-07T05:51:08.021Z"}'
-
-
-class FixedSource:
-    """A source that always hands out one snapshot (figures no kernel gives), recording
-    the levels it was asked for."""
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        self._snapshot = snapshot
-        self.levels: list[Level] = []
-
-    @property
-    def name(self) -> str:
-        return "fixed"
-
-    def snapshot(
-        self, level: Level = Level.FULL, processes: Collection[int] | None = None
-    ) -> Snapshot:
-        self.levels.append(level)
-        return self._snapshot
 
 
 class RecordingSource(SimSource):

@@ -20,6 +20,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from fixed import FixedSource
 
 from mxmem.cli import main
 from mxmem.cli.memgraph import HELP
@@ -451,22 +452,6 @@ def test_help_names_the_option(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 # --------------------------------------------------------------------------- what sources say
-
-
-class FixedSource:
-    """Always the same snapshot, whatever level is asked for."""
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        self._snapshot = snapshot
-
-    @property
-    def name(self) -> str:
-        return "fixed"
-
-    def snapshot(
-        self, level: Level = Level.FULL, processes: Collection[int] | None = None
-    ) -> Snapshot:
-        return self._snapshot
 
 
 def test_a_source_without_page_facts_is_a_one_line_error(

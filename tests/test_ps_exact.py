@@ -16,7 +16,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from importlib.resources import files
 from pathlib import Path
@@ -24,12 +24,13 @@ from typing import Any
 
 import jsonschema
 import pytest
+from fixed import FixedSource
 from users import as_nobody
 
 from mxmem.accounting.exact import attribute
 from mxmem.cli import main
 from mxmem.cli.ps import HELP
-from mxmem.model import Level, PageFacts, PageUse, Perm, Snapshot
+from mxmem.model import Level, PageFacts, PageUse, Perm
 from mxmem.render.exact import attribution_notes, shown_attribution
 from mxmem.render.units import format_size
 from mxmem.sources import Source, open_source
@@ -115,24 +116,6 @@ SUMMARY = [
     "processes                     93.3k",
     "total                           64M",
 ]
-
-
-class FixedSource:
-    """A source that always hands out one snapshot, remembering the levels asked for."""
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        self._snapshot = snapshot
-        self.levels: list[Level] = []
-
-    @property
-    def name(self) -> str:
-        return "fixed"
-
-    def snapshot(
-        self, level: Level = Level.FULL, processes: Collection[int] | None = None
-    ) -> Snapshot:
-        self.levels.append(level)
-        return self._snapshot
 
 
 def run_ps(capsys: Capsys, *args: str, source: Source | None = None) -> tuple[int, str, str]:
