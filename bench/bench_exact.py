@@ -15,20 +15,29 @@ children and 10 ``setarch -R sleep``.
 **What is timed**, each as a fresh process (``python -c``), interleaved round-robin after
 one warm-up run of each (so a burst of other activity hits all alike):
 
-* ``raw``: a plain script that reads exactly the pagemap ranges exact mode reads — the
-  VMAs that were resident when a snapshot listed them, minus device, hugetlb and
-  ``[vdso]``-like ones, one ``preadv`` per VMA — keeps the present entries' PFNs, takes
-  their distinct values (a sort: which kpagecount entries are needed cannot be known
-  without it; not ``np.unique``, which numpy 2.4 makes a hash table of, 70x slower here
-  on 4 M PFNs), and reads those entries of ``/proc/kpagecount`` in the same
-  coalesced runs, with no attribution. The ranges are written to a file beforehand; the
-  script imports numpy, as exact mode does.
-* ``raw I/O``: the same reads with the distinct PFNs' runs also computed beforehand (the
-  floor: system calls and the kernel's page-table walks only).
+* ``raw``: a plain script that reads exactly the pagemap ranges exact mode reads —
+  recorded beforehand from one ``snapshot(Level.PAGES)`` as it made them (its
+  ``preadv`` calls on each process's pagemap: the VMAs PAGEMAP_SCAN found pages in,
+  nearby ones read as one) and written to a file — keeps the present entries' PFNs,
+  takes their distinct values (a sort: which kpagecount entries are needed cannot be
+  known without it; not ``np.unique``, which numpy 2.4 makes a hash table of, 70x slower
+  here on 4 M PFNs), and reads those entries of ``/proc/kpagecount`` in the same
+  coalesced runs, with no attribution. It imports numpy, as exact mode does. Not in it:
+  the ``PAGEMAP_SCAN`` calls that find the ranges (exact mode's cost, reported below),
+  nor ``maps``, which says where the VMAs are.
+* ``raw I/O``: the same reads with the kpagecount runs also taken from the recording
+  (the floor: system calls and the kernel's page-table walks only).
+* ``raw, a read per VMA``: ``raw`` with the reads of the previous design: one ``preadv``
+  per VMA with pages, whole (the raw of the measurements before PAGEMAP_SCAN and the
+  coalesced reads).
 * ``exact (library)``: ``open_source("host").snapshot(Level.PAGES)`` +
-  ``attribute_snapshot``; the script also reports how long the page facts took
-  (``host_page_facts``, the part this bench is about) and the FULL scan under them.
-* ``FULL snapshot``: ``snapshot(Level.FULL)`` alone, for comparison.
+  ``attribute_snapshot``; the script also reports the phases of the snapshot: the
+  per-process reads (stat, cgroup, status, maps, PAGEMAP_SCAN and pagemap; on one thread
+  per CPU), the page table (the sort, kpagecount, the figures of every VMA), the FULL
+  part (address spaces, descriptors, VMOs) and the page facts (grouping by users, the
+  categories); and the time spent in PAGEMAP_SCAN and in pagemap reads, summed over
+  the threads.
+* ``FULL snapshot``: ``snapshot(Level.FULL)`` alone (it reads ``smaps``), for comparison.
 * ``mxmem ps --attribution=exact``: the CLI, when it accepts the flag.
 
 The table shows medians, min and max, and each median's ratio to ``raw``'s; then the
@@ -90,7 +99,7 @@ if sys.argv[2:] == ["io"]:
 else:
     pfns = np.sort(np.concatenate(parts))  # distinct: sorted, then equal neighbours out
     pfns = pfns[np.concatenate(([True], pfns[1:] != pfns[:-1]))]
-    breaks = np.flatnonzero(np.diff(pfns) > 512) + 1
+    breaks = np.flatnonzero(np.diff(pfns) > 16) + 1  # exact mode's runs (pages._RUN_GAP)
     first = np.concatenate(([0], breaks))
     last = np.concatenate((breaks - 1, [pfns.size - 1]))
     starts = pfns[first].tolist()
@@ -106,30 +115,42 @@ os.close(fd)
 print(json.dumps({"reads": time.perf_counter() - t0}))
 """
 
-# The library path, timing its phases: the page facts (host_page_facts) and the rest.
+# The library path, timing its phases: the per-process reads (TASKS files, maps,
+# PAGEMAP_SCAN probes and pagemap, on threads), the page table (sort, kpagecount, the
+# figures), the FULL part (address spaces, descriptors, VMOs) and the page facts.
 LIBRARY = """
-import json, sys, time
+import json, sys, threading, time
 t0 = time.perf_counter()
 import mxmem.sources.linux.host as host
+import mxmem.sources.linux.reader as reader
 from mxmem.accounting.exact import attribute_snapshot
 from mxmem.model import Level
 from mxmem.sources import open_source
 t1 = time.perf_counter()
-spent = []
-inner = host.host_page_facts
-def timed(*args, **kwargs):
-    start = time.perf_counter()
-    try:
-        return inner(*args, **kwargs)
-    finally:
-        spent.append(time.perf_counter() - start)
-host.host_page_facts = timed
+spent = {}
+lock = threading.Lock()
+def timed(owner, name, key):
+    inner = getattr(owner, name)
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            with lock:
+                spent[key] = spent.get(key, 0.0) + time.perf_counter() - start
+    setattr(owner, name, wrapper)
+timed(host, "map_in_threads", "records")
+timed(host._Scan, "_page_table", "table")
+timed(host._Scan, "_full", "full")
+timed(host, "host_page_facts", "facts")
+timed(reader.Pagemap, "present", "probes")
+timed(reader.Pagemap, "read", "pagemap")
 snapshot = open_source("host").snapshot(Level.PAGES)
 t2 = time.perf_counter()
 attribution = attribute_snapshot(snapshot)
 t3 = time.perf_counter()
-print(json.dumps({"import": t1 - t0, "snapshot": t2 - t1, "pages": spent[0],
-                  "attribute": t3 - t2, "residual": float(attribution.residual)}))
+print(json.dumps({"import": t1 - t0, "snapshot": t2 - t1, "attribute": t3 - t2,
+                  **spent, "residual": float(attribution.residual)}))
 """
 
 FULL = """
@@ -139,48 +160,84 @@ open_source("host").snapshot(Level.FULL)
 """
 
 
-def write_spec(path: Path) -> tuple[int, int, int]:
-    """The ranges exact mode reads (from one PAGES snapshot's plan) and the kpagecount
-    runs of their PFNs, as JSON; returns (processes, pagemap bytes, kpagecount bytes)."""
-    import numpy as np
-
+def write_spec(path: Path) -> tuple[int, int, int, int]:
+    """The pagemap ranges one PAGES snapshot reads, per process, and the kpagecount
+    runs it reads, recorded as it reads them, as JSON; returns (processes, pagemap
+    bytes, kpagecount bytes, PAGEMAP_SCAN calls)."""
     sys.path.insert(0, str(BENCH.parent / "src"))
-    from mxmem.model import Level
-    from mxmem.sources.linux import HostSource
+    import threading
 
-    snapshot = HostSource().snapshot(Level.FULL)
+    from mxmem.model import Level
+    from mxmem.sources.linux import HostSource, reader
+
+    ranges: dict[int, tuple[list[int], list[int]]] = {}
+    runs: tuple[list[int], list[int]] = ([], [])
+    probes = [0]
+    lock = threading.Lock()
+    read, read_ranges, present = (
+        reader.Pagemap.read,
+        reader.ProcReader.read_ranges,
+        reader.Pagemap.present,
+    )
+
+    def record_read(
+        self: reader.Pagemap, offsets: Sequence[int], sizes: Sequence[int]
+    ) -> bytearray:
+        pid = int(self.path.split("/")[-2]) if self.path.split("/")[-2].isdigit() else 0
+        if pid:
+            with lock:
+                mine = ranges.setdefault(pid, ([], []))
+                mine[0].extend(offsets)
+                mine[1].extend(sizes)
+        return read(self, offsets, sizes)
+
+    def record_runs(
+        self: reader.ProcReader, path: str, offsets: Sequence[int], sizes: Sequence[int]
+    ) -> bytearray:
+        if path.endswith("/kpagecount") and sum(sizes) > 8:
+            runs[0].extend(o // 8 for o in offsets)
+            runs[1].extend(s // 8 for s in sizes)
+        return read_ranges(self, path, offsets, sizes)
+
+    def count_probes(
+        self: reader.Pagemap, start: int, end: int, limit: int = 0
+    ) -> list[tuple[int, int]] | None:
+        with lock:
+            probes[0] += 1
+        return present(self, start, end, limit)
+
+    reader.Pagemap.read = record_read  # type: ignore[method-assign]
+    reader.ProcReader.read_ranges = record_runs  # type: ignore[method-assign]
+    reader.Pagemap.present = count_probes  # type: ignore[method-assign]
+    try:
+        snapshot = HostSource().snapshot(Level.PAGES)
+    finally:
+        reader.Pagemap.read = read  # type: ignore[method-assign]
+        reader.ProcReader.read_ranges = read_ranges  # type: ignore[method-assign]
+        reader.Pagemap.present = present  # type: ignore[method-assign]
+    spec = [(pid, offsets, sizes) for pid, (offsets, sizes) in sorted(ranges.items())]
+    path.write_text(json.dumps({"ranges": spec, "runs": list(runs)}))
+    # The reads of the previous design, for comparison: one per VMA with pages (as smaps
+    # found them), whole, of the same processes.
     page = os.sysconf("SC_PAGE_SIZE")
-    ranges: list[tuple[int, list[int], list[int]]] = []
-    for pid, process in sorted(snapshot.processes.items()):
-        if process.aspace is None or process.stats is None or not process.stats.mapped_bytes:
+    per_vma: list[tuple[int, list[int], list[int]]] = []
+    for pid, _, _ in spec:
+        aspace = snapshot.processes[pid].aspace if pid in snapshot.processes else None
+        if aspace is None:
             continue
         offsets: list[int] = []
         sizes: list[int] = []
-        for m in process.aspace.mappings():
+        for m in aspace.mappings():
             vmo = snapshot.vmos.get(m.vmo_koid)
-            if not m.committed_bytes or vmo is None or vmo.physical or vmo.kernel_only:
-                continue
-            offsets.append(m.base // page * 8)
-            sizes.append(m.size // page * 8)
-        if offsets:
-            ranges.append((pid, offsets, sizes))
-    pfns: list[object] = []
-    for pid, offsets, sizes in ranges:
-        with contextlib.suppress(OSError):
-            fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
-            data = b"".join(os.pread(fd, s, o) for o, s in zip(offsets, sizes, strict=True))
-            os.close(fd)
-            entries = np.frombuffer(data, dtype=np.uint64)
-            pfns.append(entries[entries >= np.uint64(1 << 63)] & np.uint64((1 << 55) - 1))
-    unique = np.sort(np.concatenate(pfns))  # type: ignore[arg-type]
-    unique = unique[np.concatenate(([True], unique[1:] != unique[:-1]))]
-    breaks = np.flatnonzero(np.diff(unique) > 512) + 1
-    first = np.concatenate(([0], breaks))
-    last = np.concatenate((breaks - 1, [unique.size - 1]))
-    starts = unique[first].tolist()
-    lengths = (unique[last] - unique[first] + np.uint64(1)).tolist()
-    path.write_text(json.dumps({"ranges": ranges, "runs": [starts, lengths]}))
-    return len(ranges), sum(sum(s) for _, _, s in ranges), 8 * sum(lengths)
+            if m.committed_bytes and vmo is not None and not (vmo.physical or vmo.kernel_only):
+                offsets.append(m.base // page * 8)
+                sizes.append(m.size // page * 8)
+        per_vma.append((pid, offsets, sizes))
+    path.with_suffix(".per-vma.json").write_text(
+        json.dumps({"ranges": per_vma, "runs": list(runs)})
+    )
+    pagemap = sum(sum(sizes) for _, _, sizes in spec)
+    return len(spec), pagemap, 8 * sum(runs[1]), probes[0]
 
 
 def cli_exact() -> Command | None:
@@ -247,15 +304,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if loaded:
             print(f"load ready: {loaded} processes")
         spec = Path(tmp) / "ranges.json"
-        nproc, pagemap_bytes, count_bytes = write_spec(spec)
+        nproc, pagemap_bytes, count_bytes, probes = write_spec(spec)
         print(
             f"{nproc} processes read; pagemap {pagemap_bytes / 2**20:.1f} MiB"
-            f" ({pagemap_bytes // 8} entries), kpagecount {count_bytes / 2**20:.2f} MiB"
+            f" ({pagemap_bytes // 8} entries), kpagecount {count_bytes / 2**20:.2f} MiB;"
+            f" {probes} PAGEMAP_SCAN calls"
         )
         env = _src_env()
         cmds = [
             Command("raw", [sys.executable, "-c", RAW, str(spec)], env),
             Command("raw I/O", [sys.executable, "-c", RAW, str(spec), "io"], env),
+            Command(
+                "raw, a read per VMA",
+                [sys.executable, "-c", RAW, str(spec.with_suffix(".per-vma.json"))],
+                env,
+            ),
             Command("exact (library)", [sys.executable, "-c", LIBRARY], env),
             Command("FULL snapshot", [sys.executable, "-c", FULL], env),
         ]
@@ -287,8 +350,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  raw I/O: the reads only         {io_reads * 1e3:6.0f} ms")
     print(f"  exact: import mxmem             {med['import'] * 1e3:6.0f} ms")
     print(f"  exact: snapshot(Level.PAGES)    {med['snapshot'] * 1e3:6.0f} ms")
-    print(f"    of which page facts           {med['pages'] * 1e3:6.0f} ms")
-    print(f"    of which the FULL scan        {(med['snapshot'] - med['pages']) * 1e3:6.0f} ms")
+    print(f"    per-process reads (threads)   {med.get('records', 0) * 1e3:6.0f} ms")
+    print(f"      PAGEMAP_SCAN, all threads   {med.get('probes', 0) * 1e3:6.0f} ms")
+    print(f"      pagemap reads, all threads  {med.get('pagemap', 0) * 1e3:6.0f} ms")
+    print(f"    page table                    {med.get('table', 0) * 1e3:6.0f} ms")
+    print(f"    FULL part                     {med.get('full', 0) * 1e3:6.0f} ms")
+    print(f"    page facts                    {med.get('facts', 0) * 1e3:6.0f} ms")
     print(f"  exact: attribute_snapshot       {med['attribute'] * 1e3:6.0f} ms")
     print(f"  residual                        {med['residual'] / 2**20:6.1f} MiB")
     ratio = timings["exact (library)"].median / raw.median
@@ -298,10 +365,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"\ntarget: exact (library) {ratio:.2f}x raw, wall ({verdict}: at most 2x);"
         f" {cpu_ratio:.2f}x in CPU time (exact mode reads on one thread per CPU, raw on one)"
     )
+    pages = med.get("records", 0) + med.get("table", 0) + med.get("facts", 0)
     print(
-        f"page facts alone: {med['pages'] / reads:.2f}x the raw reads, in-process"
-        f" ({med['pages'] / io_reads:.2f}x the I/O alone); the FULL scan under them costs"
-        f" {timings['FULL snapshot'].median / raw.median:.2f}x raw by itself"
+        f"the page-level work (per-process reads, page table, page facts) in-process:"
+        f" {pages / reads:.2f}x the raw reads ({pages / io_reads:.2f}x the I/O alone);"
+        f" the FULL snapshot (smaps) costs {timings['FULL snapshot'].median / raw.median:.2f}x"
+        " raw by itself"
     )
     return 0
 

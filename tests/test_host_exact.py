@@ -31,7 +31,8 @@ from users import as_nobody
 from mxmem.accounting.exact import Attribution, attribute_snapshot
 from mxmem.model import KERNEL_STACKS, PAGE_TABLES, Level, ObjType, Snapshot
 from mxmem.sources import open_source
-from mxmem.sources.linux import pages
+from mxmem.sources.linux import host, pages, reader
+from mxmem.sources.linux.procfs import parse_smaps, parse_smaps_rollup
 
 PAGE = 4096
 MiB = 1 << 20
@@ -150,6 +151,23 @@ print(json.dumps({"pid": os.getpid(), "base": base}), flush=True)
     + SLEEP
 )
 
+# A reservation of 64 GiB (MAP_NORESERVE) with three pages written: pages 0 and 5 and
+# the page at 3 GiB.
+SPARSE = (
+    REGION
+    + """
+libc.mmap.restype = ctypes.c_void_p
+size = 64 << 30
+base = libc.mmap(None, size, 3, 0x4022, -1, 0)  # RW, PRIVATE|ANONYMOUS|NORESERVE
+libc.madvise(base, size, 15)  # MADV_NOHUGEPAGE: 4 KiB pages only
+for offset in (0, 5 * 4096, 3 << 30):
+    ctypes.memset(base + offset, 9, 4096)
+print(json.dumps({"pid": os.getpid(), "base": base, "size": size}), flush=True)
+"""
+    + SLEEP
+)
+SPARSE_PAGES = 3
+
 # The copy-on-write family's sizes (pages).
 N, K, M = 1024, 3, 128
 FILE_PAGES = 300  # the file of (b)
@@ -162,6 +180,24 @@ class Scene(NamedTuple):
     attribution: Attribution
     reports: dict[str, dict[str, object]]
     paths: dict[str, Path]
+    read: dict[int, int]  # pid -> bytes of its pagemap read by the snapshot
+
+
+@contextlib.contextmanager
+def counting_pagemap_reads() -> Iterator[dict[int, int]]:
+    """Bytes of each process's pagemap read (by pid) while in the block."""
+    read: dict[int, int] = {}
+    inner = reader.Pagemap.read
+
+    def counted(self: reader.Pagemap, offsets: list[int], sizes: list[int]) -> bytearray:
+        pid = self.path.split("/")[-2]
+        if pid.isdigit():
+            read[int(pid)] = read.get(int(pid), 0) + sum(sizes)
+        return inner(self, offsets, sizes)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reader.Pagemap, "read", counted)
+        yield read
 
 
 def _start(script: str, *args: str) -> tuple[subprocess.Popen[str], dict[str, object]]:
@@ -199,12 +235,14 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
             ("cow", COW, (str(N), str(K), str(M))),
             ("zero", ZERO, ()),
             *((f"reader{i}", MAP_ONCE, (str(paths["shared"]),)) for i in range(READERS)),
+            ("sparse", SPARSE, ()),
         ):
             proc, report = _start(script, *args)
             started.append(proc)
             reports[name] = report
-        snapshot = open_source("host").snapshot(Level.PAGES)
-        yield Scene(snapshot, attribute_snapshot(snapshot), reports, paths)
+        with counting_pagemap_reads() as read:
+            snapshot = open_source("host").snapshot(Level.PAGES)
+        yield Scene(snapshot, attribute_snapshot(snapshot), reports, paths, read)
     finally:
         for proc in started:
             with contextlib.suppress(ProcessLookupError):
@@ -407,6 +445,202 @@ def test_process_filter_is_ignored_at_pages() -> None:
     assert len(snapshot.processes) > 1 and snapshot.kernel_aspace is not None
 
 
+# --- the figures of mappings, from the pages read --------------------------------------------
+
+
+def _scene_pids(scene: Scene) -> list[int]:
+    pids: list[int] = []
+    for report in scene.reports.values():
+        for key in ("pid", "parent"):
+            if key in report:
+                pids.append(_int(report[key]))
+        for key in ("pids", "children"):
+            if key in report:
+                pids.extend(_pids(report[key]))
+    return sorted(set(pids))
+
+
+def _own_mappings(scene: Scene, pid: int) -> set[int]:
+    """Bases of the mappings of ``pid`` whose pages only the scene's processes map (its
+    Pss cannot change while the test runs): the files of the scene, the regions."""
+    aspace = scene.snapshot.processes[pid].aspace
+    assert aspace is not None
+    names = {str(path) for path in scene.paths.values()}
+    bases = {_int(r["base"]) for r in scene.reports.values() if "base" in r}
+    return {m.base for m in aspace.mappings() if m.name in names or m.base in bases}
+
+
+@needs_root
+def test_mapping_figures_agree_with_smaps(scene: Scene) -> None:
+    """At Level.PAGES a mapping's figures come from pagemap + kpagecount, not smaps: the
+    same Rss (and private, shared) as the kernel's smaps, and a Pss within its
+    truncation to KiB; a process's Rss as its smaps_rollup's."""
+    checked = 0
+    for pid in _scene_pids(scene):
+        process = scene.snapshot.processes[pid]
+        assert process.aspace is not None and process.stats is not None
+        smaps = {v.start: v for v in parse_smaps(Path(f"/proc/{pid}/smaps").read_text())}
+        own = _own_mappings(scene, pid)
+        for m in process.aspace.mappings():
+            figures = smaps[m.base].figures
+            assert figures is not None and m.stats is not None
+            # The pages a sleeping process maps do not change: Rss of every mapping.
+            assert m.committed_bytes == figures.rss, (pid, m.name)
+            assert m.stats.private_bytes + m.stats.shared_bytes == figures.rss
+            if m.base not in own:
+                continue  # (its pages' mapcounts change as other processes come and go)
+            assert m.stats.private_bytes == figures.private_clean + figures.private_dirty
+            assert m.stats.shared_bytes == figures.shared_clean + figures.shared_dirty
+            assert figures.pss <= m.stats.pss_bytes < figures.pss + 1024, (pid, m.name)
+            checked += 1
+        rollup = parse_smaps_rollup(Path(f"/proc/{pid}/smaps_rollup").read_text())
+        assert rollup is not None
+        assert process.stats.private_bytes + process.stats.shared_bytes == rollup.rss
+    assert checked >= 10
+
+
+@needs_root
+def test_mapping_figures_by_hand(scene: Scene) -> None:
+    # The copy-on-write parent's region: N - K*M pages shared by all K + 1 processes,
+    # and the originals of the children's pages (M each) shared by the parent and the
+    # K - 1 other children: all shared, Pss in smaps' fixed point (4096 * 4096 // n
+    # per page, the sum shifted right by 12).
+    report = scene.reports["cow"]
+    parent, base = _int(report["parent"]), _int(report["base"])
+    aspace = scene.snapshot.processes[parent].aspace
+    assert aspace is not None
+    (region,) = [m for m in aspace.mappings() if m.base == base]
+    assert region.stats is not None
+    assert region.committed_bytes == N * PAGE
+    assert region.stats.private_bytes == 0 and region.stats.shared_bytes == N * PAGE
+    fixed = (N - K * M) * (PAGE * 4096 // (K + 1)) + K * M * (PAGE * 4096 // K)
+    assert region.stats.pss_bytes == fixed >> 12
+    # The file mapped twice: each page in both mappings (mapcount 2), one process.
+    pid = _int(scene.reports["twice"]["pid"])
+    aspace = scene.snapshot.processes[pid].aspace
+    assert aspace is not None
+    for m in aspace.mappings():
+        if m.name == str(scene.paths["twice"]):
+            assert m.stats is not None and m.committed_bytes == FILE_PAGES * PAGE
+            assert m.stats.shared_bytes == FILE_PAGES * PAGE
+            assert m.stats.pss_bytes == FILE_PAGES * PAGE // 2
+
+
+@needs_root
+def test_sparse_reservation_is_not_read_whole(scene: Scene) -> None:
+    report = scene.reports["sparse"]
+    pid, base = _int(report["pid"]), _int(report["base"])
+    aspace = scene.snapshot.processes[pid].aspace
+    assert aspace is not None
+    (region,) = [m for m in aspace.mappings() if m.base == base]
+    assert region.size == _int(report["size"])
+    assert region.committed_bytes == SPARSE_PAGES * PAGE
+    koid = region.vmo_koid
+    assert _by_vmo(scene.attribution, pid, koid) == SPARSE_PAGES * PAGE
+    # 64 GiB of address space is 128 MiB of pagemap; PAGEMAP_SCAN finds the three
+    # pages, and only their entries are read (plus the rest of the process).
+    if pages.page_access(reader.ProcReader()) == pages.PageAccess(scan=True):
+        assert scene.read[pid] < 1 << 20
+
+
+@needs_root
+def test_pagemap_scan_finds_present_pages() -> None:
+    import mmap
+
+    region = mmap.mmap(-1, 64 * PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    import ctypes
+
+    base = ctypes.addressof(ctypes.c_char.from_buffer(region))
+    for page in (3, 10, 11, 12):
+        region[page * PAGE] = 1
+    with reader.ProcReader().pagemap("self") as pagemap:
+        found = pagemap.present(base, base + 64 * PAGE)
+        if found is None:
+            pytest.skip("the kernel has no PAGEMAP_SCAN (Linux 6.7)")
+        assert found == [(base + 3 * PAGE, base + 4 * PAGE), (base + 10 * PAGE, base + 13 * PAGE)]
+        assert pagemap.present(base, base + 64 * PAGE, limit=1) == [
+            (base + 3 * PAGE, base + 4 * PAGE)
+        ]
+        assert pagemap.present(base + 13 * PAGE, base + 64 * PAGE) == []
+
+
+@needs_root
+def test_without_pagemap_scan(scene: Scene, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before Linux 6.7 (no PAGEMAP_SCAN): VMAs are read whole, and a process with a
+    VMA too large for that reads smaps and reads its large VMAs only until smaps' Rss is
+    found; the figures and the attribution are the same."""
+    monkeypatch.setattr(host, "page_access", lambda _: pages.PageAccess(scan=False))
+    with counting_pagemap_reads() as read:
+        snapshot = open_source("host").snapshot(Level.PAGES)
+    attribution = attribute_snapshot(snapshot)
+    for pid in _scene_pids(scene):
+        before, after = scene.snapshot.processes[pid].aspace, snapshot.processes[pid].aspace
+        assert before is not None and after is not None
+        own = _own_mappings(scene, pid)
+        mine = {m.base: m for m in after.mappings() if m.base in own}
+        for m in before.mappings():
+            if m.base in own:
+                assert mine[m.base].vmo_koid == m.vmo_koid
+                assert mine[m.base].committed_bytes == m.committed_bytes, (pid, m.name)
+                assert mine[m.base].stats == m.stats, (pid, m.name)
+                koid = m.vmo_koid
+                assert _by_vmo(attribution, pid, koid) == _by_vmo(scene.attribution, pid, koid)
+    # The reservation: from smaps, its Rss; read in pieces of 4 GiB of addresses (8 MiB
+    # of pagemap) until its three pages are found: one piece, not 128 MiB.
+    sparse = _int(scene.reports["sparse"]["pid"])
+    assert 8 << 20 <= read[sparse] < 9 << 20
+    koid = _region_koid(snapshot, sparse, _int(scene.reports["sparse"]["base"]))
+    assert _by_vmo(attribution, sparse, koid) == SPARSE_PAGES * PAGE
+
+
+@needs_root
+def test_shared_address_space_is_read_once(tmp_path: Path) -> None:
+    """A CLONE_VM sharer (found at Level.PAGES by its status counters, not smaps_rollup)
+    is read once, under the lower pid: its pages are that pid's."""
+    import shutil
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build a CLONE_VM child")
+    source = tmp_path / "clonevm.c"
+    source.write_text(
+        "#define _GNU_SOURCE\n#include <sched.h>\n#include <signal.h>\n#include <stdio.h>\n"
+        "#include <stdlib.h>\n#include <string.h>\n#include <unistd.h>\n"
+        "static int child(void *arg) { (void)arg; for (;;) pause(); return 0; }\n"
+        "int main(void) {\n"
+        "  char *stack = malloc(1 << 16);\n"
+        "  char *heap = malloc(4 << 20); memset(heap, 3, 4 << 20);\n"
+        "  int pid = clone(child, stack + (1 << 16), CLONE_VM | SIGCHLD, NULL);\n"
+        '  printf("%d %d %d\\n", getpid(), pid, heap[12345]); fflush(stdout);\n'
+        "  for (;;) pause();\n}\n"
+    )
+    binary = tmp_path / "clonevm"
+    subprocess.run([cc, "-O", "-o", str(binary), str(source)], check=True)
+    proc = subprocess.Popen(
+        [str(binary)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert proc.stdout is not None
+        first, second, _ = (int(w) for w in proc.stdout.readline().split())
+        low, high = sorted((first, second))
+        snapshot = open_source("host").snapshot(Level.PAGES)
+        facts = snapshot.pages
+        assert facts is not None and facts.exact
+        assert any("CLONE_VM" in note and f"{high} with {low}" in note for note in snapshot.notes)
+        stats = snapshot.processes[high].stats
+        assert stats is not None and stats.pss_bytes == 0
+        users = {pid for key in facts.pages for use in key for pid in use.users}
+        assert low in users and high not in users
+        attribution = attribute_snapshot(snapshot)
+        assert attribution.processes[low].private >= 4 * MiB  # its heap, once
+        assert high not in attribution.processes or attribution.processes[high].total == 0
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
 # --- without root ------------------------------------------------------------------------------
 
 
@@ -476,44 +710,61 @@ def _brute(entries: list[tuple[int, int, int]]) -> dict[int, tuple[int, tuple[in
     return out
 
 
-def _keys(entries: list[tuple[int, int, int]], overflow_after: int | None) -> pages._Keys:
+class _Counts:
+    """A ProcReader stand-in for page_table: kpagecount says 1 for every page."""
+
+    proc = "/proc"
+
+    def page_size(self) -> int:
+        return PAGE
+
+    def read_ranges(self, path: str, offsets: list[int], sizes: list[int]) -> bytearray:
+        assert path == "/proc/kpagecount"
+        return bytearray(b"".join((1).to_bytes(8, "little") * (s // 8) for s in sizes))
+
+
+def _table(entries: list[tuple[int, int, int]], limit: int | None) -> pages.PageTable:
+    """page_table of entries as pagemap reads would give them: process k's are a part,
+    its "fields" its spans (here 20 per process)."""
     import numpy as np
 
-    keys = pages._Keys(12, 20)
-    by_proc: dict[int, list[tuple[int, int]]] = {}
+    by_proc: dict[int, list[tuple[int, int]]] = {proc: [] for proc in range(12)}
     for pfn, proc, field in entries:
-        by_proc.setdefault(proc, []).append((pfn, field))
-    for n, (proc, items) in enumerate(sorted(by_proc.items())):
-        if overflow_after is not None and n == overflow_after:
-            keys.limit = 1  # every PFN from now on overflows: the three-array path
-        values = np.array([(1 << 63) | pfn for pfn, _ in items], dtype=np.uint64)
-        fields = np.array([field for _, field in items], dtype=np.uint64)
-        keys.add(proc, values, fields)
-    return keys
+        by_proc[proc].append((pfn, field))
+    parts = [
+        pages.Entries(
+            np.array([pfn for pfn, _ in items], dtype=np.uint64),
+            np.array([2 * field for _, field in items], dtype=np.uint32),
+            20,
+        )
+        for _, items in sorted(by_proc.items())
+    ]
+    return pages.page_table(_Counts(), parts, limit)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("overflow_after", [None, 0, 5])
-def test_pairs_and_patterns_match_a_brute_force(overflow_after: int | None) -> None:
+@pytest.mark.parametrize("limit", [None, 1])
+def test_pairs_and_patterns_match_a_brute_force(limit: int | None) -> None:
     import numpy as np
 
     entries = _random_entries(7)
     truth = _brute(entries)
-    pair_pfn, pair_proc, pair_field, _, total = _keys(entries, overflow_after).pairs()
-    assert total == len(entries)
-    starts = np.flatnonzero(np.concatenate(([True], pair_pfn[1:] != pair_pfn[:-1])))
-    users = np.diff(np.append(starts, pair_pfn.size))
-    found = pages._Pages(pair_pfn[starts], starts, users, pair_field[starts], pair_proc)
+    table = _table(entries, limit)  # limit 1: the PFNs overflow the key, a lexsort
+    assert int(table.entries.sum()) == len(entries)
+    # The field of a page is its lowest process's lowest span, numbered across processes.
+    found = pages._Pages(
+        table.pfn, table.first, table.users, table.field >> np.uint64(1), table.proc
+    )
     seen = {
         int(found.pfn[i]): (
-            int(found.field[i]),
-            tuple(int(p) for p in pair_proc[starts[i] : starts[i] + users[i]]),
+            int(found.field[i]) - 20 * int(table.proc[table.first[i]]),
+            tuple(int(p) for p in table.proc[table.first[i] : table.first[i] + table.users[i]]),
         )
-        for i in range(starts.size)
+        for i in range(found.pfn.size)
     }
     assert seen == truth
     # Group every page by (field, users); with tokens all 0 every pattern of one field
     # and user count hashes alike, and the member-by-member check must split them.
-    every = np.arange(starts.size, dtype=np.int64)
+    every = np.arange(found.pfn.size, dtype=np.int64)
     expected: dict[tuple[int, tuple[int, ...]], int] = {}
     for pattern in truth.values():
         expected[pattern] = expected.get(pattern, 0) + 1
@@ -523,3 +774,125 @@ def test_pairs_and_patterns_match_a_brute_force(overflow_after: int | None) -> N
             pattern = seen[int(found.pfn[page])]
             got[pattern] = got.get(pattern, 0) + count
         assert got == expected
+
+
+# --- which entries are read, against a brute force ---------------------------------------------
+
+
+class _FakePagemap:
+    """A pagemap of a made-up address space: page number -> entry; counts what is read."""
+
+    def __init__(self, entries: dict[int, int]) -> None:
+        self.entries = entries
+        self.reads: list[tuple[int, int]] = []  # (first page, pages)
+
+    def read(self, offsets: list[int], sizes: list[int]) -> bytearray:
+        out = bytearray()
+        for offset, size in zip(offsets, sizes, strict=True):
+            first = offset // 8
+            for page in range(first, first + size // 8):
+                out += self.entries.get(page, 0).to_bytes(8, "little")
+            self.reads.append((first, size // 8))
+        return out
+
+    def read_in(self, start: int, end: int) -> int:
+        """Entries read of the pages from start to end (addresses)."""
+        lo, hi = start // PAGE, end // PAGE
+        return sum(max(0, min(hi, a + n) - max(lo, a)) for a, n in self.reads)
+
+    def present(self, start: int, end: int, limit: int = 0) -> list[tuple[int, int]]:
+        found: list[tuple[int, int]] = []
+        pages = sorted(p for p in self.entries if start // PAGE <= p < end // PAGE)
+        for p in pages[:limit] if limit else pages:
+            if found and found[-1][1] == p * PAGE:
+                found[-1] = (found[-1][0], (p + 1) * PAGE)
+            else:
+                found.append((p * PAGE, (p + 1) * PAGE))
+        return found
+
+
+def _address_space(seed: int) -> tuple[dict[int, int], list[tuple[int, int]]]:
+    """Present entries (some file pages: bit 61) and VMAs (address ranges): small dense
+    ones, adjacent ones, medium ones empty or with pages from their middle on, one of
+    2**17 pages with a few pages, and pages between VMAs (of VMAs not asked for)."""
+    rng = random.Random(seed)
+    entries: dict[int, int] = {}
+    spans: list[tuple[int, int]] = []
+    at = 16
+    for kind in rng.choices(["dense", "empty", "middle", "huge", "hidden"], k=60):
+        size = {"dense": rng.randrange(1, 600), "empty": 2000, "middle": 3000}.get(kind, 0)
+        if kind == "huge":
+            size = 1 << 17
+        if kind == "hidden":  # pages in the gap before the next VMA: not to be read
+            for p in range(at, at + 5):
+                entries[p] = (1 << 63) | rng.randrange(1, 1 << 20)
+            at += rng.choice((5, 100, 5000))
+            continue
+        spans.append((at * PAGE, (at + size) * PAGE))
+        if kind == "dense":
+            pages = [p for p in range(at, at + size) if rng.random() < 0.8]
+        elif kind == "middle":
+            pages = list(range(at + 1500, at + size, 3))
+        elif kind == "huge":
+            pages = [at + rng.randrange(size) for _ in range(3)]
+        else:
+            pages = []
+        for p in pages:
+            entries[p] = (1 << 63) | (rng.random() < 0.5) << 61 | rng.randrange(1, 1 << 20)
+        at += size + rng.choice((0, 0, 7, 900, 2000))
+    return entries, spans
+
+
+@pytest.mark.parametrize("scan", [True, False])
+@pytest.mark.parametrize("batch", [None, 512])
+def test_read_entries_match_a_brute_force(
+    scan: bool, batch: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    if batch is not None:  # batches of 64 entries: reads split across them
+        monkeypatch.setattr(pages, "_BATCH_BYTES", batch)
+    piece = 1 << 12
+    monkeypatch.setattr(pages, "_PIECE_PAGES", piece)
+    for seed in range(5):
+        entries, spans = _address_space(seed)
+        expected: list[tuple[int, int]] = []
+        resident: list[int] = []
+        for i, (start, end) in enumerate(spans):
+            mine = [v for p, v in entries.items() if start // PAGE <= p < end // PAGE]
+            expected += [(v & ((1 << 55) - 1), 2 * i + (v >> 61 & 1)) for v in mine]
+            resident.append(len(mine))
+        fake = _FakePagemap(entries)
+        got = pages.read_entries(
+            fake,  # type: ignore[arg-type]
+            spans,
+            PAGE,
+            scan,
+            resident,
+            lambda pfns: int(pfns.size),  # every page has a mapcount
+        )
+        assert got.spans == len(spans)
+        assert got.pfn.dtype == np.uint64
+        assert sorted(zip(got.pfn.tolist(), got.field.tolist(), strict=True)) == sorted(expected)
+        # The VMAs of 2**17 pages are not read whole: with PAGEMAP_SCAN their pages (and
+        # holes of at most _GAP_PAGES read through between them); without, in pieces up
+        # to the one with their last page.
+        for start, end in spans:
+            if end - start != PAGE << 17:
+                continue
+            present = sorted(p for p in entries if start // PAGE <= p < end // PAGE)
+            if scan:
+                assert fake.read_in(start, end) <= len(present) * (1 + pages._GAP_PAGES)
+            else:
+                last = present[-1] - start // PAGE
+                assert fake.read_in(start, end) == (last // piece + 1) * piece
+
+
+def test_page_table_of_nothing() -> None:
+    import numpy as np
+
+    table = pages.page_table(_Counts(), [])  # type: ignore[arg-type]
+    assert table.pfn.size == 0 and table.figures == [] and table.process_figures == []
+    empty = pages.Entries(np.zeros(0, np.uint64), np.zeros(0, np.uint32), 3)
+    table = pages.page_table(_Counts(), [empty])  # type: ignore[arg-type]
+    assert table.figures == [[(0, 0, 0)] * 3] and table.process_figures[0].rss == 0

@@ -93,13 +93,34 @@ class Attribution:
         return 0 if share is None else round(share.total)
 
 
+# Sums of fractions kept as {denominator: numerator}: shares only ever have a handful of
+# distinct denominators (VMOs reaching a page x users of the VMO), so adding integers per
+# denominator and making one Fraction at the end is exact and far cheaper than adding
+# thousands of Fractions (each addition normalises with a gcd).
+_Sum = dict[int, int]
+
+
+def _add(sums: dict[int, _Sum], key: int, numerator: int, denominator: int) -> None:
+    by_denominator = sums.get(key)
+    if by_denominator is None:
+        sums[key] = {denominator: numerator}
+    else:
+        by_denominator[denominator] = by_denominator.get(denominator, 0) + numerator
+
+
+def _value(by_denominator: _Sum | None) -> Fraction:
+    if not by_denominator:
+        return _ZERO
+    return sum((Fraction(n, d) for d, n in by_denominator.items()), _ZERO)
+
+
 def attribute(facts: PageFacts) -> Attribution:
     """Apply the rules above to ``facts``."""
     page = facts.page_size
-    private: dict[int, Fraction] = {}
-    shared: dict[int, Fraction] = {}
-    vmos: dict[int, Fraction] = {}
-    by_vmo: dict[int, dict[int, Fraction]] = {}
+    private: dict[int, _Sum] = {}
+    shared: dict[int, _Sum] = {}
+    vmos: dict[int, _Sum] = {}
+    by_vmo: dict[int, dict[int, _Sum]] = {}
     categories: dict[str, Fraction] = {k: Fraction(v) for k, v in facts.categories.items()}
     for key, count in facts.pages.items():
         used = [use for use in key if use.users]
@@ -107,16 +128,19 @@ def attribute(facts: PageFacts) -> Attribution:
             kind = KERNEL_VMOS if any(use.kernel for use in key) else UNREFERENCED
             categories[kind] = categories.get(kind, _ZERO) + count * page
             continue
-        per_vmo = Fraction(count * page, len(used))
-        everyone = {pid for use in used for pid in use.users}
-        bucket = private if len(everyone) == 1 else shared
+        nbytes, reachers = count * page, len(used)
+        if reachers == 1 and len(used[0].users) == 1:
+            bucket = private  # the common case: one process, one VMO
+        else:
+            everyone = {pid for use in used for pid in use.users}
+            bucket = private if len(everyone) == 1 else shared
         for use in used:
-            vmos[use.vmo_koid] = vmos.get(use.vmo_koid, _ZERO) + per_vmo
-            each = per_vmo / len(use.users)
+            _add(vmos, use.vmo_koid, nbytes, reachers)
+            # Each user's share of this VMO's share: nbytes / (reachers x users).
+            denominator = reachers * len(use.users)
             for pid in use.users:
-                bucket[pid] = bucket.get(pid, _ZERO) + each
-                mine = by_vmo.setdefault(pid, {})
-                mine[use.vmo_koid] = mine.get(use.vmo_koid, _ZERO) + each
+                _add(bucket, pid, nbytes, denominator)
+                _add(by_vmo.setdefault(pid, {}), use.vmo_koid, nbytes, denominator)
     koids = (
         set(private)
         | set(shared)
@@ -126,19 +150,19 @@ def attribute(facts: PageFacts) -> Attribution:
     )
     processes = {
         pid: ProcessShare(
-            private=private.get(pid, _ZERO),
-            shared=shared.get(pid, _ZERO),
+            private=_value(private.get(pid)),
+            shared=_value(shared.get(pid)),
             kernel={k: Fraction(v) for k, v in facts.process_kernel.get(pid, {}).items() if v},
             estimated=Fraction(facts.process_estimated.get(pid, 0)),
             swap=Fraction(facts.process_swap.get(pid, 0)),
-            by_vmo=by_vmo.get(pid, {}),
+            by_vmo={v: _value(sums) for v, sums in by_vmo.get(pid, {}).items()},
         )
         for pid in sorted(koids)
     }
     return Attribution(
         facts.total_bytes,
         processes,
-        vmos,
+        {v: _value(sums) for v, sums in vmos.items()},
         {k: v for k, v in categories.items() if v},
         exact=facts.exact,
         notes=facts.notes,

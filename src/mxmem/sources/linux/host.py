@@ -30,16 +30,20 @@ process figures     ``smaps_rollup`` only (one page-table walk, one truncation: 
                     scaled_shared = Pss - Private_Clean - Private_Dirty, so PSS = the
                     kernel's Pss (+ Private_Hugetlb, which Pss leaves out);
                     swap_pss = SwapPss (never ``Swap``, which counts a shared swap entry
-                    once per sharer).
+                    once per sharer). Level.PAGES with root: the same sums from the
+                    pages read (below), Pss truncated to a byte, not a KiB.
 shared mm           processes sharing one address space (CLONE_VM without CLONE_THREAD)
-                    are counted once: candidates have identical ``smaps_rollup`` text,
-                    ``kcmp(KCMP_VM)`` confirms; all but the lowest pid get zero PSS,
-                    PRIVATE and SHARED, and a snapshot note names them.
+                    are counted once: candidates have identical ``smaps_rollup`` text
+                    (Level.PAGES with root: identical address space counters, the
+                    ``Vm*``/``Rss*`` lines of ``status``), ``kcmp(KCMP_VM)`` confirms;
+                    all but the lowest pid get zero PSS, PRIVATE and SHARED, and a
+                    snapshot note names them.
 unreadable          EACCES: ``Process.unreadable = "permission denied"``, sizes unknown
                     (``?``), and one note counts them. A process that exits during the
                     scan (ENOENT/ESRCH) is left out silently.
 address space       (Level.FULL, only the requested processes) the VMAs of
-                    ``/proc/PID/smaps``. Aspace ``proc:PID`` = the user range (x86-64:
+                    ``/proc/PID/smaps`` (Level.PAGES with root: of ``maps``, see page
+                    facts). Aspace ``proc:PID`` = the user range (x86-64:
                     0 .. 0x7ffffffff000, wider if a VMA lies above it); ``[vsyscall]``,
                     in the kernel half, is left out. Consecutive VMAs of one loaded object
                     (same file, first segment at offset 0 and ``r--``/``r-x``, gaps of at
@@ -81,7 +85,22 @@ kernel memory       ``/proc/meminfo``, field by field in :mod:`.kernel`; heap_fr
 page facts          (Level.PAGES: the whole-system FULL snapshot, a process list is
                     ignored) ``Snapshot.pages`` from ``pagemap`` + ``kpagecount`` for every
                     readable process (root), else each process's PSS marked approximate.
-                    See :mod:`.pages`.
+                    With root, PAGES differs from FULL in where the figures come from,
+                    not in what they mean: each process's VMAs are read from ``maps``
+                    and its pages from ``pagemap`` (PAGEMAP_SCAN, Linux 6.7, skips the
+                    VMAs and ranges without pages), on the threads that read its other
+                    files, in place of ``smaps_rollup`` and ``smaps``; a mapping's
+                    committed/Rss, private, shared and Pss and a process's figures are
+                    then computed from the pages and their ``kpagecount`` as the kernel's
+                    smaps does (Rss: pages with a mapcount, so not the zero page nor
+                    VM_PFNMAP frames; private: mapcount 1; Pss: each page / its mapcount
+                    in smaps' fixed point), exact to the byte where smaps truncates to a
+                    KiB. ``smaps_rollup`` and ``smaps`` are still read for a process
+                    whose figures the pages cannot give: swap (``VmSwap``: SwapPss needs
+                    the swap counts), hugetlb pages (``HugetlbPages``), a VMA that may be
+                    device memory (VM_PFNMAP/VM_IO are only in smaps' VmFlags: paths
+                    under ``/dev``, dma-bufs, anonymous inodes), or, without
+                    PAGEMAP_SCAN, a VMA too large to read whole. See :mod:`.pages`.
 CPU counters        every level: ``/proc/stat``, ``/proc/interrupts``, ``/proc/vmstat``,
                     ``/proc/schedstat``; ``Snapshot.cpu_total`` holds the counters Linux
                     keeps only system-wide. See :mod:`.kernel`.
@@ -94,11 +113,13 @@ kernel aspace       (Level.FULL without a process list) the x86-64 layout with t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import gc
 import re
 import stat
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
 
 from mxmem.errors import SourceError
@@ -139,10 +160,23 @@ from mxmem.sources.linux.pages import (
     PHYSICAL,
     SHMEM,
     SPECIAL,
+    U64,
+    Entries,
+    PageAccess,
+    PageFigures,
+    PagesRead,
+    PageTable,
+    PfnsHidden,
     host_page_facts,
+    live_pages,
+    needs_smaps_for,
+    page_access,
+    page_table,
+    read_entries,
 )
 from mxmem.sources.linux.parallel import map_in_threads, useful_workers
 from mxmem.sources.linux.procfs import (
+    FdInfo,
     MemFigures,
     Mount,
     ProcStat,
@@ -159,7 +193,7 @@ from mxmem.sources.linux.procfs import (
     parse_sysvipc_shm,
     thread_state,
 )
-from mxmem.sources.linux.reader import ProcReader, Unreadable, Vanished
+from mxmem.sources.linux.reader import FileStat, ProcReader, Unreadable, Vanished
 
 __all__ = ["HostSource", "kernel_memory", "task_size", "task_stats"]
 
@@ -178,7 +212,22 @@ class HostSource:
     def snapshot(
         self, level: Level = Level.FULL, processes: Collection[int] | None = None
     ) -> Snapshot:
-        return _Scan(self.reader, level, processes).run(self._name)
+        with _collector_paused():
+            return _Scan(self.reader, level, processes).run(self._name)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a scan runs: it makes objects by the
+    hundred thousand (a whole-system PAGES snapshot: ~170 collections, 100-130 ms of
+    it) and none of them in cycles; back on afterwards if it was on."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 # --- pure mappings ---------------------------------------------------------------------
@@ -233,14 +282,20 @@ def _fold(key: tuple[object, ...]) -> int:
 
 
 def _perms(text: str) -> int:
-    perms = Perm.NONE
-    if text[0] == "r":
-        perms |= Perm.READ
-    if text[1] == "w":
-        perms |= Perm.WRITE
-    if text[2] == "x":
-        perms |= Perm.EXECUTE
-    return int(perms)
+    perms = _PERMS.get(text[:3])
+    if perms is None:
+        value = Perm.NONE
+        if text[0] == "r":
+            value |= Perm.READ
+        if text[1] == "w":
+            value |= Perm.WRITE
+        if text[2] == "x":
+            value |= Perm.EXECUTE
+        perms = _PERMS[text[:3]] = int(value)
+    return perms
+
+
+_PERMS: dict[str, int] = {}  # "r-x" -> Perm bits (enum arithmetic is slow, per VMA)
 
 
 # Pseudo-files the kernel maps into every process; one shared kernel-owned object each.
@@ -301,6 +356,49 @@ def _elf_end(vmas: list[Vma], i: int) -> int:
     return j
 
 
+# Paths of VMAs that may be device memory (VM_PFNMAP/VM_IO, only smaps' VmFlags tell):
+# device files, dma-bufs, and hugetlb (the VmFlags ht) by its usual names; and, below,
+# anything not a path or a [name] (anonymous inodes: "anon_inode:[...]").
+_SMAPS_PATHS = ("/dev/", "/dmabuf:", "/anon_hugepage")
+_NOT_DEVICES = ("/dev/shm/", "/dev/zero")  # tmpfs files, MAP_SHARED anonymous memory
+_NOT_PAGES = frozenset({"pf", "io", "ht"})  # VmFlags of mappings whose pages are not read
+
+
+def _in_order(vmar: Vmar) -> Iterator[Mapping]:
+    """The mappings of a VMAR, in address order."""
+    for child in vmar.children:
+        if isinstance(child, Vmar):
+            yield from _in_order(child)
+        else:
+            yield child
+
+
+def _user(vmas: list[Vma]) -> list[Vma]:
+    """The VMAs of the user address range (not [vsyscall], in the kernel half)."""
+    return [v for v in vmas if v.start < _KERNEL_HALF]
+
+
+def _needs_smaps(vmas: list[Vma], page: int, access: PageAccess) -> bool:
+    """Whether the VMAs of ``maps`` need ``smaps`` to be known (see _Scan._read_space)."""
+    for path in {v.path for v in vmas}:
+        if path.startswith(_SMAPS_PATHS) and not path.startswith(_NOT_DEVICES):
+            return True
+        if path and path[0] not in "/[":
+            return True
+    return not access.scan and any(needs_smaps_for(v.end - v.start, page, access) for v in vmas)
+
+
+def _read_with_smaps(vma: Vma) -> bool:
+    """Whether the pages of a VMA of ``smaps`` are read: it has some, and they are the
+    process's (not the kernel's ``[vdso]``, hugetlb pages or device memory)."""
+    return (
+        vma.figures is not None
+        and vma.figures.rss > 0
+        and vma.path not in _SPECIAL
+        and _NOT_PAGES.isdisjoint(vma.vmflags)
+    )
+
+
 def _page_kind(acc: _VmoAcc) -> str:
     """What :mod:`.pages` makes of an object's pages."""
     if acc.kind == "special":
@@ -319,19 +417,73 @@ def _page_kind(acc: _VmoAcc) -> str:
 # --- the scan --------------------------------------------------------------------------
 
 
+def _is_dmabuf(target: str) -> bool:
+    return target.startswith("/dmabuf:") or target == "anon_inode:dmabuf"
+
+
+def _shmem_file(target: str, st: FileStat, shmem_devs: set[tuple[int, int]]) -> bool:
+    """Whether a descriptor's file is a memory object of shmem (memfd, tmpfs, shm)."""
+    return st.is_regular and (
+        target.startswith(_SHMEM_PREFIXES) or (st.major, st.minor) in shmem_devs
+    )
+
+
+class _FdReads:
+    """The descriptor files of one process as :meth:`_Scan._read_fds` read them: the
+    descriptors (None: the fd directory could not be listed) with their links, and the
+    ``stat`` and ``fdinfo`` text, or the error, by descriptor."""
+
+    __slots__ = ("fds", "infos", "stats")
+
+    def __init__(self) -> None:
+        self.fds: list[tuple[int, str, str]] | None = None
+        self.stats: dict[int, FileStat | Unreadable] = {}
+        self.infos: dict[int, str | Unreadable] = {}
+
+
 class _Record:
     """What the TASKS pass learned about one process."""
 
-    __slots__ = ("cgroup", "dead", "figures", "rollup", "stat", "threads", "unreadable")
+    __slots__ = (
+        "cgroup",
+        "dead",
+        "entries",
+        "fds",
+        "figures",
+        "paged",
+        "rollup",
+        "sharing",
+        "shmem_devs",
+        "smaps",
+        "spans",
+        "stat",
+        "threads",
+        "unreadable",
+        "vm_pte",
+        "vmas",
+    )
 
     def __init__(self, st: ProcStat) -> None:
         self.stat = st
         self.figures: MemFigures | None = None
-        self.rollup: str | None = None  # the raw text: CLONE_VM candidates share it
+        self.rollup: str | None = None  # the raw text
+        # What processes sharing one address space (CLONE_VM) show alike: the rollup's
+        # text, or (read without it) the address space's counters in status.
+        self.sharing: str | None = None
         self.unreadable: str | None = None
         self.cgroup: str | None = None
         self.dead = False
         self.threads: tuple[Thread, ...] = ()
+        # Level.PAGES with page-level reads: the user VMAs (from maps, or smaps when
+        # ``smaps``), which of them were read from pagemap, and the pages in RAM found.
+        self.vmas: list[Vma] | None = None
+        self.smaps = False
+        self.spans: list[int] = []
+        self.entries: Entries | None = None
+        self.paged: list[PageFigures] | None = None  # per VMA, from the pages (not smaps)
+        self.vm_pte: int | None = None  # VmPTE, when status was read
+        self.shmem_devs: set[tuple[int, int]] | None = None  # (see _Scan._shmem_devs)
+        self.fds: _FdReads | None = None  # its descriptors, read ahead
 
 
 class _VmoAcc:
@@ -383,6 +535,13 @@ class _Scan:
         self.page_kinds: dict[int, str] = {}  # VMO koid -> what .pages reads of it
         self.page_size = 4096
         self.meminfo: dict[str, int] = {}
+        self.shmem_devs: dict[str, set[tuple[int, int]]] = {}  # mount namespace -> devices
+        self.vma_koids: dict[int, list[int]] = {}  # pid -> the VMO of each of its VMAs
+        self.stats_of: dict[tuple[int, PageFigures], TaskStats] = {}
+        # Level.PAGES: page-level reads (root), or why they cannot be made.
+        self.access: PageAccess | None = None
+        self.refused: str | None = None
+        self.live_pages: Callable[[U64], int] | None = None
 
     def run(self, name: str) -> Snapshot:
         now = datetime.now(UTC)
@@ -405,6 +564,14 @@ class _Scan:
             raise SourceError(f"the host source needs Linux's /proc: {err}") from err
         mounts = self._mounts("self")
         hierarchy = cgroups.find_hierarchy(self.reader, mounts)
+        if self.level >= Level.PAGES:
+            self.page_size = self.reader.page_size()
+            access = page_access(self.reader)
+            if isinstance(access, str):
+                self.refused = access
+            else:
+                self.access = access
+                self.live_pages = live_pages(self.reader)
         # The smaps_rollup page-table walks are nearly all of ps's time: a few threads
         # run them on all CPUs at once (see .parallel).
         read = functools.partial(self._read_process, hierarchy=hierarchy)
@@ -414,6 +581,7 @@ class _Scan:
             if record is not None
         }
         duplicates = self._shared_address_spaces(records)
+        paged = self._page_table(records, duplicates) if self.access is not None else None
         root_koid, jobs, job_of = self._jobs(hierarchy, records)
         processes = {
             pid: self._process(pid, rec, job_of[pid], duplicates) for pid, rec in records.items()
@@ -421,14 +589,32 @@ class _Scan:
         vmos: dict[int, Vmo] = {}
         kernel_aspace: Aspace | None = None
         if self.level >= Level.FULL:
-            processes, vmos = self._full(processes)
+            prepared = {pid: records[pid] for pid in paged[0]} if paged else {}
+            processes, vmos = self._full(processes, prepared)
             if self.wanted is None:
                 kernel_aspace, vmos = self._kernel_space(vmos)
         pages = None
         if self.level >= Level.PAGES:
             rollups = {pid: rec.rollup for pid, rec in records.items() if rec.rollup}
+            facts_read = None
+            if paged is not None:
+                pids, table = paged
+                facts_read = PagesRead(
+                    table,
+                    pids,
+                    self._span_koids(pids, records, processes),
+                    {pid: pte for pid in pids if (pte := records[pid].vm_pte) is not None},
+                    {pid: self.vma_koids[pid] for pid in pids if not records[pid].smaps},
+                )
             pages = host_page_facts(
-                self.reader, processes, vmos, self.page_kinds, duplicates, rollups
+                self.reader,
+                processes,
+                vmos,
+                self.page_kinds,
+                duplicates,
+                rollups,
+                facts_read,
+                self.refused,
             )
         self._unreadable_note(processes)
         return Snapshot(
@@ -496,22 +682,143 @@ class _Scan:
             if st.state in ("Z", "X") and st.num_threads <= 1:
                 rec.dead = True  # a zombie: exited, not reaped, no memory left
             elif not st.kernel_thread:
-                try:
-                    rollup = self._rollup(pid, st)
-                except Vanished:
+                if self.access is None or st.state in ("Z", "X"):
+                    # (a main thread that has exited while others run on: its files
+                    # show no address space; the rollup is read through another thread)
+                    if not self._read_rollup(pid, st, rec):
+                        return None
+                elif not self._read_space(pid, st, rec, self.access):
                     return None
-                except Unreadable as err:
-                    rec.unreadable = err.reason
-                else:
-                    if rollup is None:
-                        return None  # exiting: its address space is already gone
-                    rec.rollup, rec.figures = rollup
             rec.threads = self._threads(pid, st)
         except Vanished:
             return None
         except (ValueError, IndexError):
             return None  # a file cut short as the process exited
         return rec
+
+    def _read_rollup(self, pid: int, st: ProcStat, rec: _Record) -> bool:
+        """``rec.figures`` from ``smaps_rollup`` (or why it cannot be read); False if the
+        process has no address space any more (it is exiting)."""
+        try:
+            rollup = self._rollup(pid, st)
+        except Unreadable as err:
+            if isinstance(err, Vanished):
+                raise
+            rec.unreadable = err.reason
+            return True
+        if rollup is None:
+            return False
+        rec.rollup, rec.figures = rollup
+        rec.sharing = rollup[0]
+        return True
+
+    # --- Level.PAGES: VMAs and pages, read with the process's other files ---------------
+
+    def _read_space(self, pid: int, st: ProcStat, rec: _Record, access: PageAccess) -> bool:
+        """The VMAs of a process and its pages in RAM (``rec.vmas``, ``rec.entries``),
+        read with page-level access in place of ``smaps_rollup``; False if the process
+        has no address space any more.
+
+        ``maps`` lists the VMAs; their figures and the process's come from the pages read
+        (:func:`.pages.page_table`), so ``smaps``, with its text and its page-table walk
+        per VMA, and ``smaps_rollup`` are read only when ``maps`` cannot say enough: the
+        process has swap (``VmSwap`` of ``status``: SwapPss needs the swap counts) or
+        hugetlb pages (``HugetlbPages``: the VmFlags ``ht`` find them), a VMA may be
+        device memory (VmFlags ``pf``/``io``: a path under ``/dev``, a dma-buf, an
+        anonymous inode), or, without PAGEMAP_SCAN, a VMA is too large to read whole.
+        A file that cannot be read leaves the process to ``smaps_rollup`` and the FULL
+        scan's ``smaps``, as without page-level reads."""
+        base = f"{self.proc}/{pid}"
+        page = self.page_size
+        try:
+            status = parse_status(self.reader.read(f"{base}/status"))
+            rec.sharing, rec.vm_pte = status.mm, status.vm_pte
+            smaps = bool(status.vm_swap or status.hugetlb)
+            vmas: list[Vma] = []
+            if not smaps:
+                vmas = _user(parse_maps(self.reader.read_all(f"{base}/maps")))
+                if not vmas:
+                    return False  # exiting: its address space is already gone
+                smaps = _needs_smaps(vmas, page, access)
+            if smaps:
+                if not self._read_rollup(pid, st, rec):
+                    return False
+                if rec.unreadable is not None:
+                    return True
+                vmas = _user(parse_smaps(self.reader.read_all(f"{base}/smaps")))
+                # Pages read where smaps found some, of the VMAs whose pages are the
+                # process's (not the kernel's, hugetlb pages or device memory).
+                spans = [i for i, v in enumerate(vmas) if _read_with_smaps(v)]
+            else:
+                spans = list(range(len(vmas)))
+            ranges = [(vmas[i].start, vmas[i].end) for i in spans]
+            resident = None
+            if smaps:  # what smaps found resident: the large VMAs read up to that
+                resident = [(f.rss if (f := vmas[i].figures) else 0) // page for i in spans]
+            with self.reader.pagemap(pid) as pagemap:
+                entries = read_entries(
+                    pagemap, ranges, page, access.scan, resident, self.live_pages
+                )
+        except Unreadable as err:
+            if isinstance(err, Vanished):
+                raise
+            rec.vmas, rec.entries = None, None
+            return rec.figures is not None or self._read_rollup(pid, st, rec)
+        rec.vmas, rec.smaps, rec.spans, rec.entries = vmas, smaps, spans, entries
+        # Its descriptors too, while on this thread (their system calls are most of it).
+        rec.shmem_devs = self._shmem_devs(pid)
+        rec.fds = self._read_fds(pid, rec.shmem_devs)
+        return True
+
+    def _page_table(
+        self, records: dict[int, _Record], duplicates: dict[int, int]
+    ) -> tuple[list[int], PageTable] | None:
+        """The pages read, sorted and counted; the figures of the processes and VMAs
+        read from ``maps`` filled in from them. None if pagemap turned out to show no
+        PFNs: then the scan goes on without page-level reads (``smaps_rollup`` read for
+        the processes that were read without it)."""
+        pids = [
+            pid
+            for pid in sorted(records)
+            if records[pid].entries is not None and pid not in duplicates
+        ]
+        parts = [records[pid].entries for pid in pids]
+        try:
+            table = page_table(self.reader, parts)  # type: ignore[arg-type]
+        except PfnsHidden:
+            self.access = None
+            self.refused = "pagemap shows no page frame numbers (they need CAP_SYS_ADMIN)"
+            for pid, rec in list(records.items()):
+                rec.vmas = rec.entries = None
+                if rec.figures is None and not rec.dead and not rec.stat.kernel_thread:
+                    try:
+                        if not self._read_rollup(pid, rec.stat, rec):
+                            del records[pid]
+                    except Vanished:
+                        del records[pid]
+            return None
+        for k, pid in enumerate(pids):
+            rec = records[pid]
+            rec.entries = None  # in the table now
+            if not rec.smaps:  # (its spans are its VMAs)
+                rec.figures = table.process_figures[k]
+                rec.paged = table.figures[k]
+        # A CLONE_VM sharer's pages are its representative's: not in the table, and its
+        # figures are left to the FULL scan's smaps.
+        for pid in duplicates:
+            if pid in records:
+                records[pid].vmas = records[pid].entries = None
+        return pids, table
+
+    def _span_koids(
+        self, pids: list[int], records: dict[int, _Record], processes: dict[int, Process]
+    ) -> list[list[int]]:
+        """The VMO of each VMA read, per process read."""
+        out: list[list[int]] = []
+        for pid in pids:
+            koids = self.vma_koids[pid]  # its VMAs were prepared: it was expanded
+            out.append([koids[i] for i in records[pid].spans])
+        return out
 
     def _rollup(self, pid: int, st: ProcStat) -> tuple[str, MemFigures] | None:
         path = f"{self.proc}/{pid}/smaps_rollup"
@@ -563,13 +870,14 @@ class _Scan:
     def _shared_address_spaces(self, records: dict[int, _Record]) -> dict[int, int]:
         """pid → the lowest pid it shares its address space with (CLONE_VM).
 
-        Two processes with one mm print the same smaps_rollup byte for byte, so only
-        those are compared, and with kcmp rather than on the text alone (ps_mem's hash
-        collapses unrelated identical processes: 10 ``setarch -R sleep``)."""
+        Two processes with one mm print the same smaps_rollup byte for byte (and the
+        same address space counters in status, which Level.PAGES reads instead), so
+        only those are compared, and with kcmp rather than on the text alone (ps_mem's
+        hash collapses unrelated identical processes: 10 ``setarch -R sleep``)."""
         groups: dict[str, list[int]] = {}
         for pid, rec in records.items():
-            if rec.rollup is not None:
-                groups.setdefault(rec.rollup, []).append(pid)
+            if rec.sharing is not None:
+                groups.setdefault(rec.sharing, []).append(pid)
         duplicates: dict[int, int] = {}
         uncertain: set[int] = set()
         for pids in groups.values():
@@ -679,7 +987,12 @@ class _Scan:
 
     # --- Level.FULL: address spaces, descriptors, VMOs -------------------------------
 
-    def _full(self, processes: dict[int, Process]) -> tuple[dict[int, Process], dict[int, Vmo]]:
+    def _full(
+        self, processes: dict[int, Process], prepared: dict[int, _Record] | None = None
+    ) -> tuple[dict[int, Process], dict[int, Vmo]]:
+        """Address spaces, descriptors and VMOs; ``prepared`` has the records of the
+        processes whose VMAs and descriptors were read already (Level.PAGES), the others'
+        are read from ``smaps`` and ``fd/``."""
         self.page_size = self.reader.page_size()
         accs: dict[tuple[object, ...], _VmoAcc] = {}
         out: dict[int, Process] = {}
@@ -690,8 +1003,13 @@ class _Scan:
             if process.unreadable is not None:
                 out[pid] = process
                 continue
+            ready = prepared.get(pid) if prepared else None
             try:
-                vmas = parse_smaps(self.reader.read_all(f"{self.proc}/{pid}/smaps"))
+                vmas = (
+                    ready.vmas
+                    if ready is not None and ready.vmas is not None
+                    else parse_smaps(self.reader.read_all(f"{self.proc}/{pid}/smaps"))
+                )
             except Vanished:
                 continue  # exited since the TASKS pass
             except Unreadable as err:
@@ -699,11 +1017,14 @@ class _Scan:
                 continue
             except (ValueError, IndexError):
                 continue
-            shmem_devs = {
-                (m.major, m.minor) for m in self._mounts(pid) if m.fstype in _SHMEM_FSTYPES
-            }
-            aspace = self._aspace(pid, vmas, accs, shmem_devs)
-            handles = self._handles(pid, accs, shmem_devs)
+            if ready is not None and ready.shmem_devs is not None:
+                shmem_devs = ready.shmem_devs
+            else:
+                shmem_devs = self._shmem_devs(pid)
+            aspace = self._aspace(pid, vmas, accs, shmem_devs, ready.paged if ready else None)
+            if ready is not None:  # the VMOs of its VMAs, in order, for the page facts
+                self.vma_koids[pid] = [m.vmo_koid for m in _in_order(aspace.root)]
+            handles = self._handles(pid, accs, shmem_devs, ready.fds if ready else None)
             out[pid] = dataclasses.replace(process, aspace=aspace, handles=handles)
         segments = self._sysv_segments(accs)
         if self.wanted is not None:
@@ -713,6 +1034,21 @@ class _Scan:
         vmos = {acc.koid: self._vmo(acc, segments) for acc in accs.values()}
         self.page_kinds = {acc.koid: _page_kind(acc) for acc in accs.values()}
         return out, vmos
+
+    def _shmem_devs(self, pid: int) -> set[tuple[int, int]]:
+        """The devices of the shmem-like filesystems mounted in the process's mount
+        namespace (mountinfo is read once per namespace: most processes share one)."""
+        try:
+            namespace: str | None = self.reader.readlink(f"{self.proc}/{pid}/ns/mnt")
+        except Unreadable:
+            namespace = None
+        devs = self.shmem_devs.get(namespace) if namespace is not None else None
+        if devs is None:
+            mounts = self._mounts(pid)
+            devs = {(m.major, m.minor) for m in mounts if m.fstype in _SHMEM_FSTYPES}
+            if namespace is not None and mounts:  # (none: the process exited meanwhile)
+                self.shmem_devs[namespace] = devs
+        return devs
 
     def _koid(self, key: tuple[object, ...]) -> int:
         koid = _fold(key)
@@ -734,14 +1070,20 @@ class _Scan:
         vmas: list[Vma],
         accs: dict[tuple[object, ...], _VmoAcc],
         shmem_devs: set[tuple[int, int]],
+        paged: Sequence[PageFigures] | None = None,
     ) -> Aspace:
+        """The address space of ``vmas``; ``paged``, the figures of each VMA from the
+        pages read (Level.PAGES), in place of their ``figures`` from smaps."""
         user = [v for v in vmas if v.start < _KERNEL_HALF]
         size = task_size(self.reader.machine(), max((v.end for v in user), default=0))
         nodes: list[Vmar | Mapping] = []
         i = 0
         while i < len(user):
             j = _elf_end(user, i)
-            mappings = [self._mapping(pid, v, accs, shmem_devs) for v in user[i:j]]
+            mappings = [
+                self._mapping(pid, user[k], accs, shmem_devs, paged[k] if paged else None)
+                for k in range(i, j)
+            ]
             if j - i >= 2:
                 first = user[i]
                 nodes.append(
@@ -767,24 +1109,45 @@ class _Scan:
         vma: Vma,
         accs: dict[tuple[object, ...], _VmoAcc],
         shmem_devs: set[tuple[int, int]],
+        paged: PageFigures | None = None,
     ) -> Mapping:
         kind, key = _vma_key(pid, vma)
         acc = self._acc(accs, key, kind, vma.path)
-        figures = vma.figures or MemFigures()
-        committed = figures.rss + figures.shared_hugetlb + figures.private_hugetlb
+        size = vma.end - vma.start
+        stats: TaskStats | None
+        if paged is not None:  # from the pages (no hugetlb: those are read from smaps)
+            committed, pss, private = paged
+            own = pss
+            # (immutable: one object for the many alike, e.g. every empty guard VMA)
+            stats = self.stats_of.get((size, paged))
+            if stats is None:
+                stats = self.stats_of[size, paged] = TaskStats(
+                    mapped_bytes=size,
+                    private_bytes=private,
+                    shared_bytes=committed - private,
+                    scaled_shared_bytes=max(0, pss - private),
+                    swap_pss_bytes=0,
+                )
+        else:
+            figures = vma.figures or MemFigures()
+            committed = figures.rss + figures.shared_hugetlb + figures.private_hugetlb
+            own = figures.pss + figures.private_hugetlb
+            stats = task_stats(figures, size) if vma.figures is not None else None
         acc.mappers.add(pid)
         acc.num_mappings += 1
         # An anonymous VMO is one process's VMA, but after a fork its pages stay shared
         # copy-on-write with the parent's and siblings' VMAs, and every one's Rss counts
         # them: its own memory is the VMA's Pss, so the VMOs of all processes add up to
         # the pages, each once (memgraph -v | treemap sums them).
-        acc.rss += figures.pss + figures.private_hugetlb if kind == "anon" else committed
+        acc.rss += own if kind == "anon" else committed
         offset = 0 if kind in ("anon", "special") else vma.offset
-        acc.extent = max(acc.extent, offset + vma.size)
-        if "pf" in vma.vmflags or "io" in vma.vmflags:
-            acc.physical = True
-        if "ht" in vma.vmflags:
-            acc.hugetlb = True
+        if offset + size > acc.extent:
+            acc.extent = offset + size
+        if vma.vmflags:  # (smaps only)
+            if "pf" in vma.vmflags or "io" in vma.vmflags:
+                acc.physical = True
+            if "ht" in vma.vmflags:
+                acc.hugetlb = True
         if kind in ("file", "dmabuf"):
             if not acc.probes:
                 # map_files/ needs CAP_SYS_ADMIN; the path is the fallback.
@@ -793,23 +1156,21 @@ class _Scan:
                     acc.probes.append("?" + self.reader.host_path(vma.path))
             if (vma.major, vma.minor) in shmem_devs or vma.path.startswith(_SHMEM_PREFIXES):
                 acc.shmem = True
-        stats = task_stats(figures, vma.size) if vma.figures is not None else None
         return Mapping(
-            vma.start, vma.size, _perms(vma.perms), acc.koid, offset, committed, vma.path, stats
+            vma.start, size, _perms(vma.perms), acc.koid, offset, committed, vma.path, stats
         )
 
-    def _handles(
-        self,
-        pid: int,
-        accs: dict[tuple[object, ...], _VmoAcc],
-        shmem_devs: set[tuple[int, int]],
-    ) -> tuple[Handle, ...] | None:
+    def _read_fds(self, pid: int, shmem_devs: set[tuple[int, int]]) -> _FdReads:
+        """The system calls :meth:`_handles` needs, made ahead (at Level.PAGES, on the
+        threads that read the process's other files): the descriptors, their links, the
+        ``stat`` of those that name files, the ``fdinfo`` of memory objects."""
         fd_dir = f"{self.proc}/{pid}/fd"
+        reads = _FdReads()
         try:
             names = self.reader.listdir(fd_dir)
         except Unreadable:
-            return None
-        handles: list[Handle] = []
+            return reads
+        reads.fds = []
         for name in sorted(names, key=lambda n: int(n) if n.isdigit() else -1):
             if not name.isdigit():
                 continue
@@ -818,7 +1179,37 @@ class _Scan:
                 target = self.reader.readlink(link)
             except Unreadable:
                 continue  # closed meanwhile
-            handle = self._handle(pid, int(name), link, target, accs, shmem_devs)
+            fd = int(name)
+            reads.fds.append((fd, link, target))
+            dmabuf = _is_dmabuf(target)
+            if not (target.startswith("/") or dmabuf):
+                continue  # (described by its link alone)
+            try:
+                st = reads.stats[fd] = self.reader.stat(link)
+            except Unreadable as err:
+                reads.stats[fd] = err
+                continue
+            if dmabuf or _shmem_file(target, st, shmem_devs):
+                try:
+                    reads.infos[fd] = self.reader.read(f"{self.proc}/{pid}/fdinfo/{fd}")
+                except Unreadable as err:
+                    reads.infos[fd] = err
+        return reads
+
+    def _handles(
+        self,
+        pid: int,
+        accs: dict[tuple[object, ...], _VmoAcc],
+        shmem_devs: set[tuple[int, int]],
+        reads: _FdReads | None = None,
+    ) -> tuple[Handle, ...] | None:
+        if reads is None:
+            reads = self._read_fds(pid, shmem_devs)
+        if reads.fds is None:
+            return None
+        handles: list[Handle] = []
+        for fd, link, target in reads.fds:
+            handle = self._handle(pid, fd, link, target, accs, shmem_devs, reads)
             if handle is not None:
                 handles.append(handle)
         return tuple(handles)
@@ -831,6 +1222,7 @@ class _Scan:
         target: str,
         accs: dict[tuple[object, ...], _VmoAcc],
         shmem_devs: set[tuple[int, int]],
+        reads: _FdReads,
     ) -> Handle | None:
         own = _fold(("fd", pid, fd))
         if target.startswith("socket:["):
@@ -839,23 +1231,19 @@ class _Scan:
             return Handle(fd, _fold(("pipe", target)), ObjType.PIPE, _DT)
         if target.startswith("pidfd:"):
             return Handle(fd, own, ObjType.PIDFD, _DT)
-        dmabuf = target.startswith("/dmabuf:") or target == "anon_inode:dmabuf"
+        dmabuf = _is_dmabuf(target)
         if target.startswith("anon_inode:") and not dmabuf:
             kind = target[len("anon_inode:") :].strip("[]")
             return Handle(fd, own, _ANON_INODE_TYPES.get(kind, ObjType.OTHER), _DT)
         if not target.startswith("/") and not dmabuf:
             return Handle(fd, own, ObjType.OTHER, _DT)  # namespaces ("net:[...]") etc.
-        try:
-            st = self.reader.stat(link)
-        except Vanished:
+        st = reads.stats[fd]
+        if isinstance(st, Vanished):
             return None
-        except Unreadable:
+        if isinstance(st, Unreadable):
             return Handle(fd, own, ObjType.OTHER, _DT)
         key: tuple[object, ...] = ("file", st.major, st.minor, st.ino)
-        memory = dmabuf or (
-            st.is_regular
-            and (target.startswith(_SHMEM_PREFIXES) or (st.major, st.minor) in shmem_devs)
-        )
+        memory = dmabuf or _shmem_file(target, st, shmem_devs)
         if not memory:
             if st.is_regular:
                 obj = ObjType.FILE
@@ -870,12 +1258,15 @@ class _Scan:
             else:
                 obj = ObjType.OTHER
             return Handle(fd, _fold(key), obj, _DT)
-        try:
-            info = parse_fdinfo(self.reader.read(f"{self.proc}/{pid}/fdinfo/{fd}"))
-        except Vanished:
+        text = reads.infos[fd]
+        if isinstance(text, Vanished):
             return None
-        except (Unreadable, ValueError):
-            info = None
+        info: FdInfo | None = None
+        if not isinstance(text, Unreadable):
+            try:
+                info = parse_fdinfo(text)
+            except ValueError:
+                info = None
         name = target
         if dmabuf and info is not None and target == "anon_inode:dmabuf":
             name = f"dmabuf:{info.name or info.exp_name or ''}"

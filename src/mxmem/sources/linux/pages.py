@@ -7,23 +7,43 @@ that turn them into bytes per process live in :mod:`mxmem.accounting.exact`.
 With root (``/proc/kpagecount`` readable, PFNs visible in ``pagemap``): page-level truth
 =======================================================================================
 
-* **Which pages.** For every readable process, every VMA the FULL scan found resident
-  (smaps ``Rss`` > 0), ``/proc/PID/pagemap`` is read for just that range: one ``preadv``
-  per VMA, 8 bytes per page, processes on one thread per CPU (the reads are page-table
-  walks in the kernel, which release the GIL). An entry is a page in RAM when bit 63 is
-  set; bits 0-54 are its PFN; bit 61 says the page is a file or shared-anonymous (shmem)
-  page rather than a private anonymous one. Swapped entries (bit 62) are not RAM: swap
-  comes from ``SwapPss``. Left out: VM_PFNMAP/VM_IO mappings (device memory, not RAM the
-  allocator manages), the ``[vdso]``/``[vvar]`` pages (the kernel's) and hugetlb mappings
-  (their pages belong to the hugetlb pool, see below).
+* **Which pages.** Every readable process's VMAs come from ``/proc/PID/maps`` and its
+  pages from ``/proc/PID/pagemap`` (8 bytes per page), read with its other files on one
+  thread per CPU (``status`` and ``maps`` instead of ``smaps_rollup`` and ``smaps``, see
+  :mod:`.host`; the reads are page-table walks in the kernel, which release the GIL).
+  A VMA of more than 512 pages is first asked about with ``PAGEMAP_SCAN`` (Linux 6.7:
+  an ioctl on the pagemap file, whose walk skips what has no page tables and VM_PFNMAP
+  VMAs): one without pages is not read, one with pages is read from its first present
+  page on, and one of more than 256 MiB (a reservation of gigabytes) only where its
+  present ranges are. Ranges less than 1024 pages apart are read in one ``preadv`` (a
+  hole's entry costs ~5 ns, a read ~6 us), the entries between them dropped. Without
+  ``PAGEMAP_SCAN`` (ENOTTY/EINVAL), VMAs are read whole, but a process with a VMA of more
+  than 256 MiB reads its ``smaps``, and such a VMA is read in pieces of 4 GiB of
+  addresses only until smaps' ``Rss`` of pages with a mapcount has been found (a heap or
+  reservation fills from its start), and not at all if smaps found none. An entry is a
+  page in RAM when bit 63 is set; bits 0-54 are its PFN; bit 61 says the page is a file
+  or shared-anonymous (shmem) page rather than a private anonymous one. Swapped entries
+  (bit 62) are not RAM: swap comes from ``SwapPss``. Left out of the facts: VM_PFNMAP/
+  VM_IO mappings (device memory, not RAM the allocator manages), the ``[vdso]``/
+  ``[vvar]`` pages (the kernel's; read for the mappings' figures only) and hugetlb
+  mappings (their pages belong to the hugetlb pool, see below).
 * **Zero page.** ``/proc/kpagecount`` is read for the PFNs found, and only those: the
-  sorted distinct PFNs are coalesced into runs (gaps of up to 4 KiB of the file read
-  through), one ``pread`` per run. A PFN whose count is 0 is the shared zero page or the
-  huge zero page (or a page freed since): not memory anyone uses, left out.
+  sorted distinct PFNs are coalesced into runs (gaps of up to 16 entries read
+  through), one ``pread`` per run, on another thread while the pairs below are worked
+  out. A PFN whose count is 0 is the shared zero page or the huge zero page (or a page
+  freed since, or a VM_PFNMAP frame): not memory anyone uses, left out.
+* **The figures of mappings** (:func:`page_table`). From the same entries and counts,
+  each VMA's Rss (its pages with a count), private (count 1) and shared pages and its
+  Pss (each page divided by its count in smaps' fixed point: ``(4096 << 12) // count``,
+  the sum shifted right by 12), exactly as ``fs/proc/task_mmu.c`` ``smaps_account``
+  computes them, but truncated once to a byte where smaps truncates to a KiB; a
+  process's are their sums (as ``smaps_rollup``'s). Processes whose ``smaps`` was read
+  keep its figures (SwapPss, hugetlb).
 * **Who uses a page.** The distinct processes that map it: a page mapped twice by one
   process (a file mapped twice, a KSM page merged within one process) has that process
-  once. The work is vectorised: every (PFN, process, VMO) entry is one 64-bit key, sorted
-  once; pages used by one process are counted with ``bincount``, and pages used by several
+  once. The work is vectorised: every entry is one 64-bit key ``PFN << b | field``, the
+  field numbering the VMAs of all processes in pid order (x 2, + bit 61), sorted once;
+  pages used by one process are counted with ``bincount``, and pages used by several
   are grouped by their set of users through a 64-bit hash of the set, every group then
   checked member by member against its first page, so a hash collision cannot merge two
   patterns (``np.unique`` is avoided: numpy 2.4 answers it with a hash table, 70 times
@@ -31,7 +51,7 @@ With root (``/proc/kpagecount`` readable, PFNs visible in ``pagemap``): page-lev
   read once, under the lower pid, as the FULL snapshot counts them.
 * **Which VMO.** A file or shmem page (bit 61) is reached through the VMA's VMO, the same
   object for every mapper. An anonymous page is given the VMO of the lowest-pid mapper's
-  VMA: pages still shared copy-on-write after a fork count to the parent's region, and a
+  (lowest) VMA: pages still shared copy-on-write after a fork count to the parent's region, and a
   child's copies to its own. KSM pages are anonymous pages mapped by several processes:
   split equally among them like any shared page (counted in a note, from ``kpageflags``
   ``KPF_KSM``, when KSM has merged pages).
@@ -107,7 +127,8 @@ pages attributed. ``PageFacts.exact`` is False and a note says why.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -123,9 +144,9 @@ from mxmem.model import (
     ProcessState,
     Vmo,
 )
-from mxmem.sources.linux.parallel import map_in_threads, useful_workers
-from mxmem.sources.linux.procfs import kb_fields, parse_meminfo, parse_status
-from mxmem.sources.linux.reader import AccessDenied, ProcReader, Unreadable, Vanished
+from mxmem.sources.linux.parallel import in_background
+from mxmem.sources.linux.procfs import MemFigures, kb_fields, parse_meminfo, parse_status
+from mxmem.sources.linux.reader import AccessDenied, Pagemap, ProcReader, Unreadable
 
 __all__ = [
     "ANON",
@@ -158,11 +179,13 @@ _ONE = np.uint64(1)
 _KPF_SWAPCACHE = 14
 _KPF_KSM = 21
 _ENTRY = 8  # bytes per pagemap / kpagecount / kpageflags entry
-# kpagecount is read in runs: a gap of up to this many entries is read through (4 KiB of
-# the file costs less than another system call).
-_RUN_GAP = 512
+# kpagecount is read in runs: a gap of up to this many entries is read through. An
+# entry costs the kernel ~110 ns (a struct page looked up and copied out), a read
+# ~2 us: read through, 512 entries cost 57 us where two reads cost 4 (measured here).
+_RUN_GAP = 16
 # At most this many bytes of one process's pagemap in memory at once (8 Mi pages).
 _BATCH_BYTES = 64 << 20
+_PSS_SHIFT = 12  # smaps' fixed point for Pss (fs/proc/task_mmu.c PSS_SHIFT)
 _DEFAULT_STACK = 16 << 10  # THREAD_SIZE on x86-64 and arm64 without KASAN
 
 U64 = npt.NDArray[np.uint64]
@@ -195,7 +218,10 @@ def _plan(
     processes: Mapping[int, Process],
     kinds: Mapping[int, str],
     duplicates: Mapping[int, int],
+    vmos_of: Mapping[int, Sequence[int]],
 ) -> _Plan:
+    """``vmos_of``: the VMOs of the mappings of processes without hugetlb pages (their
+    figures are from their pages), which spares walking their address spaces."""
     pids: list[int] = []
     holders: dict[int, set[int]] = {}
     mappers: dict[int, set[int]] = {}
@@ -212,6 +238,15 @@ def _plan(
             if kinds.get(handle.koid) in _MEMORY_OBJECTS:
                 holders.setdefault(handle.koid, set()).add(owner)
         if pid in duplicates or process.aspace is None:
+            continue
+        known = vmos_of.get(pid)
+        if known is not None:
+            for koid in set(known):
+                kind = kinds.get(koid)
+                if kind in _MEMORY_OBJECTS:
+                    mappers.setdefault(koid, set()).add(pid)
+                elif kind == HUGETLB:
+                    hugetlb_mapped = True  # (no hugetlb pages: no Private_Hugetlb)
             continue
         for m in process.aspace.mappings():
             kind = kinds.get(m.vmo_koid)
@@ -242,17 +277,21 @@ def _kernel_costs(
     pids: Sequence[int],
     duplicates: Mapping[int, int],
     kernel_stack: int,
+    page_tables: Mapping[int, int],
 ) -> dict[int, dict[str, int]]:
     """Page tables and kernel stacks of the readable processes (CLONE_VM sharers' under
-    the lower pid)."""
+    the lower pid); ``page_tables``: the VmPTE of processes whose status was read with
+    their pages (the others' status is read here)."""
     tasks = sum(len(p.threads) for p in processes.values() if p.state is not ProcessState.DEAD)
     stack = stack_size(kernel_stack, tasks)
     costs: dict[int, dict[str, int]] = {}
     for pid in pids:
-        try:
-            pte = parse_status(reader.read(f"{reader.proc}/{pid}/status")).vm_pte
-        except (Unreadable, ValueError):
-            continue  # exited since the scan
+        pte = page_tables.get(pid)
+        if pte is None:
+            try:
+                pte = parse_status(reader.read(f"{reader.proc}/{pid}/status")).vm_pte
+            except (Unreadable, ValueError):
+                continue  # exited since the scan
         costs[pid] = {PAGE_TABLES: pte, KERNEL_STACKS: len(processes[pid].threads) * stack}
     for dup, rep in duplicates.items():
         if rep in costs and dup in processes:
@@ -262,126 +301,414 @@ def _kernel_costs(
 
 # --- reading pagemap -------------------------------------------------------------------
 
-
-class _Ranges(NamedTuple):
-    offsets: list[int]  # byte offsets in pagemap
-    sizes: list[int]  # bytes
-    fields: list[int]  # each range's VMO index * 2 (bit 0 is the page's bit 61)
-
-
-def _batches(ranges: _Ranges) -> Iterable[_Ranges]:
-    """``ranges`` in pieces of at most _BATCH_BYTES (a huge VMA split as needed)."""
-    if sum(ranges.sizes) <= _BATCH_BYTES:
-        yield ranges
-        return
-    batch = _Ranges([], [], [])
-    used = 0
-    for offset, size, field in zip(ranges.offsets, ranges.sizes, ranges.fields, strict=True):
-        while size:
-            piece = min(size, _BATCH_BYTES - used)
-            batch.offsets.append(offset)
-            batch.sizes.append(piece)
-            batch.fields.append(field)
-            offset, size, used = offset + piece, size - piece, used + piece
-            if used == _BATCH_BYTES:
-                yield batch
-                batch, used = _Ranges([], [], []), 0
-    if batch.sizes:
-        yield batch
+# A VMA of at most this many pages is read whole: asking PAGEMAP_SCAN first would cost
+# about what reading its entries does.
+_PROBE_PAGES = 512
+# Up to this many pages (256 MiB), PAGEMAP_SCAN is asked for a VMA's first present page
+# and the VMA is read from there to its end; above, for its present ranges, which are
+# read alone (a reservation of gigabytes with a few pages in it).
+_SCAN_PAGES = 1 << 16
+# Ranges of pagemap at most this many pages apart are read as one (a hole's entries cost
+# about 5 ns each; a read, about 6 us).
+_GAP_PAGES = 1024
+_GAP = 0xFFFFFFFF  # the field of entries read through between ranges: dropped
+# Without PAGEMAP_SCAN, a VMA larger than _SCAN_PAGES is read in pieces of this many
+# pages (8 MiB of pagemap, 4 GiB of addresses) until its resident pages are found.
+_PIECE_PAGES = 1 << 20
 
 
-class _PfnsHidden(Exception):
-    """pagemap shows present pages with PFN 0: the caller lacks CAP_SYS_ADMIN."""
+class PageAccess(NamedTuple):
+    """Page-level reads are possible (root: kpagecount readable, PFNs shown)."""
+
+    scan: bool  # the kernel has PAGEMAP_SCAN (Linux 6.7)
 
 
-class _Keys:
-    """Every page in RAM read, as (PFN, process, VMO field): one sortable 64-bit key
-    ``PFN << (pbits + vbits) | process << vbits | field`` each while the PFNs leave room
-    (they do unless the physical address space is very large), else three arrays."""
-
-    def __init__(self, processes: int, fields: int) -> None:
-        self.pbits = max(1, (processes - 1).bit_length())
-        self.vbits = max(1, (fields - 1).bit_length())
-        self.limit = 1 << (64 - self.pbits - self.vbits)  # PFNs must stay below it
-        self.keys: list[U64] = []
-        self.parts: list[tuple[U64, U64, U64]] | None = None  # after an overflow
-
-    def add(self, proc: int, values: U64, fields: U64) -> None:
-        pfn = values & _PFN_MASK
-        top = int(pfn.max())
-        if not top:
-            raise _PfnsHidden
-        if self.parts is None and top < self.limit:
-            pfn <<= np.uint64(self.pbits + self.vbits)
-            pfn |= np.uint64(proc << self.vbits)
-            pfn |= fields
-            self.keys.append(pfn)
-            return
-        if self.parts is None:
-            self.parts = [self._split(key) for key in self.keys]
-            self.keys = []
-        self.parts.append((pfn, np.full(pfn.size, proc, dtype=np.uint64), fields))
-
-    def _split(self, key: U64) -> tuple[U64, U64, U64]:
-        vbits, pbits = np.uint64(self.vbits), np.uint64(self.pbits)
-        field = key & np.uint64((1 << self.vbits) - 1)
-        proc = (key >> vbits) & np.uint64((1 << self.pbits) - 1)
-        return key >> (vbits + pbits), proc, field
-
-    def pairs(self) -> tuple[U64, npt.NDArray[np.intp], U64, I64 | None, int]:
-        """The distinct (PFN, process) pairs in order, with the VMO field of each (the
-        lowest, for a page a process maps through two VMAs); the index of each pair's
-        first entry (None when every pair is one entry); the number of entries."""
-        if self.parts is None:
-            key = np.concatenate(self.keys) if self.keys else np.zeros(0, dtype=np.uint64)
-            self.keys = []
-            key.sort()
-            total = key.size
-            pair = key >> np.uint64(self.vbits)
-            repeated = pair[1:] == pair[:-1]  # a page mapped twice by one process
-            at: I64 | None = None
-            if repeated.any():
-                first = np.ones(total, dtype=bool)
-                np.logical_not(repeated, out=first[1:])
-                at = np.flatnonzero(first).astype(np.int64)
-                key, pair = key[first], pair[first]
-            field = key & np.uint64((1 << self.vbits) - 1)
-            pfn = pair >> np.uint64(self.pbits)
-            proc = (pair & np.uint64((1 << self.pbits) - 1)).astype(np.intp)
-            return pfn, proc, field, at, total
-        pfns, procs, fields = (np.concatenate(p) for p in zip(*self.parts, strict=True))
-        self.parts = []
-        order = np.lexsort((fields, procs, pfns))
-        pfns, procs, fields = pfns[order], procs[order], fields[order]
-        first = np.ones(pfns.size, dtype=bool)
-        first[1:] = (pfns[1:] != pfns[:-1]) | (procs[1:] != procs[:-1])
-        at = np.flatnonzero(first).astype(np.int64)
-        return pfns[at], procs[at].astype(np.intp), fields[at], at, int(pfns.size)
+def page_access(reader: ProcReader) -> PageAccess | str:
+    """Whether page-level reads are possible, or why not: ``/proc/kpagecount`` must be
+    readable and ``pagemap`` must show PFNs (CAP_SYS_ADMIN), which this process's own
+    ``pagemap`` tells (the entry of a page it has just written)."""
+    why = _kpagecount_refused(reader)
+    if why is not None:
+        return why
+    probe = bytearray(reader.page_size())  # written (zero-filled) here: present
+    address = id(probe)  # CPython: the object's address, inside the written heap page
+    page = reader.page_size()
+    try:
+        with reader.pagemap("self") as pagemap:
+            entry = int.from_bytes(pagemap.read([address // page * _ENTRY], [_ENTRY]), "little")
+            scan = pagemap.present(address // page * page, address // page * page + page)
+    except Unreadable as err:
+        return f"pagemap cannot be read ({err.reason})"
+    if entry < 1 << 63 or not entry & ((1 << 55) - 1):
+        return "pagemap shows no page frame numbers (they need CAP_SYS_ADMIN)"
+    return PageAccess(scan=scan is not None)
 
 
-def _read_process(reader: ProcReader, pid: int, ranges: _Ranges) -> list[tuple[U64, U64]] | str:
-    """The entries of the pages in RAM in ``ranges`` of ``pid``'s pagemap and their VMO
-    fields, batch by batch; ``"gone"`` if the process has exited, ``"unreadable"`` if its
-    pagemap cannot be read. Safe to run on several threads at once."""
-    path = f"{reader.proc}/{pid}/pagemap"
-    out: list[tuple[U64, U64]] = []
-    for batch in _batches(ranges):
-        try:
-            buffer = reader.read_ranges(path, batch.offsets, batch.sizes)
-        except Vanished:
-            return "gone"
-        except Unreadable:
-            return "unreadable"
-        entries = np.frombuffer(buffer, dtype=np.uint64)
+def needs_smaps_for(size: int, page: int, access: PageAccess) -> bool:
+    """Whether a VMA of ``size`` bytes is too large to be read whole without
+    PAGEMAP_SCAN to say where its pages are (then the process's ``smaps`` says which
+    VMAs have any)."""
+    return not access.scan and size // page > _SCAN_PAGES
+
+
+class Entries(NamedTuple):
+    """The pages in RAM (present entries) of one process's pagemap, in the order read."""
+
+    pfn: U64
+    field: npt.NDArray[np.uint32]  # the index of its span (VMA) * 2 + bit 61
+    spans: int  # how many spans were asked for
+
+
+def read_entries(
+    pagemap: Pagemap,
+    spans: Sequence[tuple[int, int]],
+    page: int,
+    scan: bool,
+    resident: Sequence[int] | None = None,
+    live: Callable[[U64], int] | None = None,
+) -> Entries:
+    """The present entries of ``spans`` (address ranges, ascending: the process's VMAs)
+    of an open pagemap.
+
+    With ``scan`` (PAGEMAP_SCAN), a VMA is read from its first present page on, or only
+    its present ranges when it is very large; one without pages is not read. Without,
+    a VMA larger than _SCAN_PAGES whose ``resident`` page count (smaps' Rss) is known
+    is read piece by piece until that many pages with a mapcount (``live`` counts
+    them among PFNs) are found: a heap or arena grows from its start, and a
+    reservation of gigabytes is not read to its end for a few pages.
+
+    Ranges less than _GAP_PAGES apart are read as one (the entries between them, of no
+    VMA or of one not asked for, are dropped): a read costs more than that many
+    entries of a hole. Raises :class:`Vanished` or :class:`Unreadable`. Safe to run on
+    several threads at once, each with its own pagemap."""
+    # The ranges to read: the spans themselves, but for those PAGEMAP_SCAN is asked
+    # about (or, without it, the huge ones read apart).
+    bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+    whole = np.ones(len(spans), dtype=bool)
+    found_at: list[int] = []
+    found_end: list[int] = []
+    found_of: list[int] = []
+    huge: list[int] = []
+    lengths = (bounds[:, 1] - bounds[:, 0]) // page
+    for i in np.flatnonzero(lengths > _PROBE_PAGES).tolist():
+        start, end = spans[i]
+        pages = (end - start) // page
+        if scan:
+            found = pagemap.present(start, end, limit=1 if pages <= _SCAN_PAGES else 0)
+            if found is None:
+                continue  # (read whole)
+            if found and pages <= _SCAN_PAGES:
+                found = [(found[0][0], end)]
+            for a, b in found:
+                found_at.append(a)
+                found_end.append(b)
+                found_of.append(i)
+        elif pages > _SCAN_PAGES and resident is not None and live is not None:
+            huge.append(i)
+        else:
+            continue
+        whole[i] = False
+    index = np.flatnonzero(whole)
+    lo, hi = bounds[index, 0], bounds[index, 1]
+    if found_at:
+        lo = np.concatenate((lo, found_at))
+        hi = np.concatenate((hi, found_end))
+        index = np.concatenate((index, found_of))
+        order = np.argsort(lo, kind="stable")
+        lo, hi, index = lo[order], hi[order], index[order]
+    offsets, sizes, fields_of, lengths_of = _plan_reads(lo // page, hi // page, 2 * index)
+    pfns: list[U64] = []
+    fields: list[npt.NDArray[np.uint32]] = []
+    for batch in _batches(offsets, sizes, fields_of, lengths_of):
+        entries = np.frombuffer(pagemap.read(batch[0], batch[1]), dtype=np.uint64)
         present = entries >= _PRESENT
+        field = np.repeat(np.asarray(batch[2], dtype=np.uint32), batch[3])
+        if _GAP in batch[2]:
+            present &= field != _GAP
         values = entries[present]
         if not values.size:
             continue
-        lengths = np.asarray(batch.sizes, dtype=np.int64) // _ENTRY
-        fields = np.repeat(np.asarray(batch.fields, dtype=np.uint64), lengths)[present]
-        fields |= (values >> _FILE_SHIFT) & _ONE
-        out.append((values, fields))
-    return out
+        field = field[present]
+        field |= ((values >> _FILE_SHIFT) & _ONE).astype(np.uint32)
+        pfns.append(values & _PFN_MASK)
+        fields.append(field)
+    for i in huge:
+        assert resident is not None and live is not None
+        start, end = spans[i]
+        counted = 0
+        while start < end and counted < resident[i]:
+            n = min((end - start) // page, _PIECE_PAGES)
+            entries = np.frombuffer(pagemap.read([start // page * _ENTRY], [n * _ENTRY]), np.uint64)
+            values = entries[entries >= _PRESENT]
+            start += n * page
+            if not values.size:
+                continue
+            counted += live(values & _PFN_MASK)
+            pfns.append(values & _PFN_MASK)
+            fields.append(((values >> _FILE_SHIFT) & _ONE).astype(np.uint32) | np.uint32(2 * i))
+    if len(pfns) == 1:
+        return Entries(pfns[0], fields[0], len(spans))
+    if not pfns:
+        return Entries(np.zeros(0, np.uint64), np.zeros(0, np.uint32), len(spans))
+    return Entries(np.concatenate(pfns), np.concatenate(fields), len(spans))
+
+
+def live_pages(reader: ProcReader) -> Callable[[U64], int]:
+    """A counter of the entries (PFNs) whose kpagecount is not 0: pages smaps' Rss
+    counts."""
+
+    def count(pfns: U64) -> int:
+        distinct = np.sort(pfns)
+        distinct = distinct[np.concatenate(([True], distinct[1:] != distinct[:-1]))]
+        mapped = _read_pfn_table(reader, f"{reader.proc}/kpagecount", distinct) > 0
+        return int(np.count_nonzero(mapped[np.searchsorted(distinct, pfns)]))
+
+    return count
+
+
+Batch = tuple[list[int], list[int], list[int], list[int]]
+
+
+def _plan_reads(start: I64, end: I64, owners: I64) -> Batch:
+    """The reads of page ranges (ascending, not overlapping): ranges less than
+    _GAP_PAGES apart are read as one, the entries between them given the field _GAP.
+    Returns the pagemap offsets and sizes of the reads, and the field and the number of
+    entries of each piece of them, in order."""
+    if not start.size:
+        return [], [], [], []
+    gap = start[1:] - end[:-1]  # pages between a range and the one before
+    joined = gap <= _GAP_PAGES  # (>= 0: in address order)
+    first = np.flatnonzero(np.concatenate(([True], ~joined)))  # ranges that start a read
+    last = np.append(first[1:] - 1, start.size - 1)
+    offsets = (start[first] * _ENTRY).tolist()
+    sizes = ((end[last] - start[first]) * _ENTRY).tolist()
+    # The pieces: each range, after the hole before it when it is read through.
+    hole = np.concatenate(([False], joined & (gap > 0)))
+    at = np.arange(start.size) + np.cumsum(hole)  # each range's place among the pieces
+    pieces = start.size + int(np.count_nonzero(hole))
+    field = np.full(pieces, _GAP, dtype=np.int64)
+    length = np.empty(pieces, dtype=np.int64)
+    field[at] = owners
+    length[at] = end - start
+    length[at[hole] - 1] = gap[hole[1:]]
+    return offsets, sizes, field.tolist(), length.tolist()
+
+
+def _batches(
+    offsets: list[int], sizes: list[int], owners: list[int], lengths: list[int]
+) -> Iterable[Batch]:
+    """The reads in batches of at most _BATCH_BYTES of entries (a large read split as
+    needed), each as its offsets and sizes, and its ranges' fields and lengths."""
+    cap = _BATCH_BYTES // _ENTRY
+    if sum(sizes) <= _BATCH_BYTES:
+        yield offsets, sizes, owners, lengths
+        return
+    batch: Batch = ([], [], [], [])
+    used = 0
+    ranges = iter(zip(owners, lengths, strict=True))
+    for offset, size in zip(offsets, sizes, strict=True):
+        fresh = True  # the read starts anew in this batch
+        left = size // _ENTRY
+        while left:
+            owner, length = next(ranges)
+            while length:
+                n = min(length, cap - used)
+                if fresh:
+                    batch[0].append(offset)
+                    batch[1].append(0)
+                    fresh = False
+                batch[1][-1] += n * _ENTRY
+                batch[2].append(owner)
+                batch[3].append(n)
+                offset += n * _ENTRY
+                used += n
+                length -= n
+                left -= n
+                if used == cap:
+                    yield batch
+                    batch, used, fresh = ([], [], [], []), 0, True
+    if batch[3]:
+        yield batch
+
+
+class PfnsHidden(Exception):
+    """pagemap shows present pages with PFN 0: the caller lacks CAP_SYS_ADMIN."""
+
+
+class _Sorted(NamedTuple):
+    newpage: npt.NDArray[np.bool_]  # per entry: the first of its page
+    page_at: I64  # per page: its first entry
+    pfn: U64  # per page
+    field: U64  # per entry
+
+
+def _sort_entries(parts: Sequence[Entries], limit: int | None = None) -> _Sorted:
+    """Every entry of every process sorted by (PFN, field), the fields numbered across
+    processes (process k's spans after those of processes 0..k-1, so the order is PFN,
+    then process, then span). One sortable 64-bit key ``PFN << fbits | field`` each
+    while the PFNs leave room (they do unless the physical address space is very large:
+    ``limit``, for a test, forces the other way), else a lexsort of the two arrays."""
+    base: list[int] = []  # where each part's fields start
+    offset = 0
+    for part in parts:
+        base.append(offset)
+        offset += 2 * part.spans
+    total = sum(p.pfn.size for p in parts)
+    fbits = max(1, (2 * sum(p.spans for p in parts) - 1).bit_length())
+    top = max((int(p.pfn.max()) for p in parts if p.pfn.size), default=0)
+    if limit is None:
+        limit = 1 << (64 - fbits)
+    newpage = np.ones(total, dtype=bool)
+    if top < limit:
+        key = np.empty(total, dtype=np.uint64)
+        at = 0
+        shift = np.uint64(fbits)
+        for part, first in zip(parts, base, strict=True):
+            piece = key[at : at + part.pfn.size]
+            np.left_shift(part.pfn, shift, out=piece)
+            piece |= part.field.astype(np.uint64) + np.uint64(first)
+            at += part.pfn.size
+        key.sort()
+        # A new page where the key's PFN bits change (one temporary array, no more).
+        change = key[1:] ^ key[:-1]
+        np.not_equal(np.right_shift(change, shift, out=change), 0, out=newpage[1:])
+        del change
+        page_at = np.flatnonzero(newpage)
+        pfn = key[page_at] >> shift
+        field = np.bitwise_and(key, np.uint64((1 << fbits) - 1), out=key)  # (in place)
+        return _Sorted(newpage, page_at, pfn, field)
+    pfn_e = np.concatenate([p.pfn for p in parts])
+    field = np.concatenate(
+        [p.field.astype(np.uint64) + np.uint64(o) for p, o in zip(parts, base, strict=True)]
+    )
+    order = np.lexsort((field, pfn_e))
+    pfn_e, field = pfn_e[order], field[order]
+    np.not_equal(pfn_e[1:], pfn_e[:-1], out=newpage[1:])
+    page_at = np.flatnonzero(newpage)
+    return _Sorted(newpage, page_at, pfn_e[page_at], field)
+
+
+#: A span's figures from its pages: (Rss, Pss, private) in bytes (Pss truncated to a
+#: byte; shared = Rss - private).
+PageFigures = tuple[int, int, int]
+
+
+class PageTable(NamedTuple):
+    """The pages read from every process's pagemap, each once, with its kpagecount."""
+
+    pfn: U64  # per page, ascending
+    mapcount: U64  # per page: kpagecount (how many times it is mapped; 0: not memory)
+    entries: I64  # per page: how many entries of the processes read map it
+    first: I64  # per page: its first (page, process) pair
+    users: I64  # per page: how many of the processes read map it
+    field: U64  # per page: the field (span * 2 + bit 61) of its lowest-pid mapper's lowest span
+    proc: npt.NDArray[np.int32]  # per pair: the process (its index in the reads)
+    figures: list[list[PageFigures]]  # per process, per span: its pages' figures
+    process_figures: list[MemFigures]  # per process: the sums (as smaps_rollup's)
+
+
+def page_table(reader: ProcReader, parts: Sequence[Entries], limit: int | None = None) -> PageTable:
+    """Sort the entries read (``parts``: one per process, in ascending pid order), read
+    the kpagecount of each distinct page, and work out each span's figures as smaps
+    would show them (raises PfnsHidden when every PFN reads as 0)."""
+    page = reader.page_size()
+    newpage, page_at, pfn, field_e = _sort_entries(parts, limit)
+    n = field_e.size
+    starts = np.cumsum([0] + [p.spans for p in parts], dtype=np.int64)
+    nspans = int(starts[-1])
+    if n and not int(pfn[-1]):
+        raise PfnsHidden
+    # The kpagecount entries are read (the kernel's work, without the GIL) while the
+    # (page, process) pairs are worked out here: half of them on each of two threads.
+    path = f"{reader.proc}/kpagecount"
+    half = pfn.size // 2
+    counted = [
+        in_background(lambda: _read_pfn_table(reader, path, pfn[:half])),
+        in_background(lambda: _read_pfn_table(reader, path, pfn[half:])),
+    ]
+    entries = np.diff(np.append(page_at, n))
+    page_field = field_e[page_at]
+    span_e = np.right_shift(field_e, _ONE, out=field_e).view(np.int64)  # (in place)
+    del field_e
+    # The pairs: a page mapped twice by one process has it once. Spans are numbered in
+    # process order, so a process's entries of a page are adjacent.
+    proc_of_span = np.repeat(np.arange(len(parts), dtype=np.int32), np.diff(starts))
+    proc_e = proc_of_span[span_e]
+    pair = newpage
+    pair[1:] |= proc_e[1:] != proc_e[:-1]
+    repeats = np.flatnonzero(~pair)  # entries of a page its process mapped already: few
+    del pair
+    if repeats.size:
+        pair_proc = np.delete(proc_e, repeats)
+        first = page_at - np.searchsorted(repeats, page_at)
+    else:
+        pair_proc, first = proc_e, page_at
+    del proc_e, repeats
+    users = np.diff(np.append(first, pair_proc.size))
+    count = np.concatenate([wait() for wait in counted])
+    # The figures of each span, as smaps computes them (fs/proc/task_mmu.c
+    # smaps_account): Rss counts the pages with a mapcount (not the zero page, not
+    # VM_PFNMAP frames); a page mapped once is private, else shared; Pss adds each page
+    # divided by its mapcount in fixed point (12 bits of fraction, truncated per page),
+    # here truncated to bytes once (smaps truncates the sum to KiB).
+    # Per page, then repeated to its entries: whether it counts, whether it is private,
+    # its Pss in fixed point.
+    live = count > 0
+    weight = np.uint64(page << _PSS_SHIFT) // np.maximum(count, _ONE)
+    weight[~live] = 0
+    rss = np.bincount(span_e, minlength=nspans)
+    dead = np.repeat(~live, entries)
+    if dead.any():
+        rss -= np.bincount(span_e[dead], minlength=nspans)
+    del dead
+    private = np.bincount(span_e[np.repeat(count == 1, entries)], minlength=nspans)
+    if n < 1 << (53 - 2 * _PSS_SHIFT):
+        # Every sum stays below 2**53: exact in float64.
+        pss = np.bincount(span_e, weights=np.repeat(weight, entries), minlength=nspans)
+        pss = pss.astype(np.int64)
+    else:  # in two halves of 12 bits, each exact
+        high = np.repeat(weight >> np.uint64(_PSS_SHIFT), entries)
+        pss = np.bincount(span_e, weights=high, minlength=nspans).astype(np.int64)
+        del high
+        low = np.repeat(weight & np.uint64((1 << _PSS_SHIFT) - 1), entries)
+        pss <<= _PSS_SHIFT
+        pss += np.bincount(span_e, weights=low, minlength=nspans).astype(np.int64)
+    del span_e
+    figures = _figures(rss, pss, private, starts, page)
+    # A process's: the sums over its spans (its Pss truncated once, as smaps_rollup's).
+    rss_p, pss_p, private_p = (_sums(a, starts).tolist() for a in (rss, pss, private))
+    process_figures = [
+        # pagemap cannot tell clean pages from dirty ones: counted as clean (only the
+        # sums are used)
+        MemFigures(
+            rss=r * page, pss=s >> _PSS_SHIFT, private_clean=p * page, shared_clean=(r - p) * page
+        )
+        for r, s, p in zip(rss_p, pss_p, private_p, strict=True)
+    ]
+    return PageTable(
+        pfn,
+        count,
+        entries,
+        first.astype(np.int64),
+        users,
+        page_field,
+        pair_proc,
+        figures,
+        process_figures,
+    )
+
+
+def _sums(values: I64, starts: I64) -> I64:
+    """The sums of ``values[starts[k]:starts[k + 1]]``, for each k."""
+    return np.diff(np.concatenate(([0], np.cumsum(values)))[starts])
+
+
+def _figures(rss: I64, pss: I64, private: I64, starts: I64, page: int) -> list[list[PageFigures]]:
+    """The figures of each span (pages; Pss in smaps' fixed point), per process (its
+    spans from ``starts[k]`` to ``starts[k + 1]``)."""
+    columns = ((rss * page).tolist(), (pss >> _PSS_SHIFT).tolist(), (private * page).tolist())
+    every = list(zip(*columns, strict=True))
+    return [every[lo:hi] for lo, hi in itertools.pairwise(starts.tolist())]
 
 
 def _read_pfn_table(reader: ProcReader, path: str, pfns: U64) -> U64:
@@ -438,40 +765,54 @@ class _Pages(NamedTuple):
     first: I64  # per page: its first pair
     users: I64  # per page: how many processes map it
     field: U64  # per page: the VMO field of its lowest-pid mapper
-    proc: npt.NDArray[np.intp]  # per pair: the process
+    proc: npt.NDArray[np.int32]  # per pair: the process
 
 
 def _group(
     reader: ProcReader,
+    table: PageTable,
     pids: Sequence[int],
-    koids: Sequence[int],
+    span_koids: Sequence[Sequence[int]],
     kinds: Mapping[int, str],
     holders: Mapping[int, set[int]],
-    keys: _Keys,
     swap_cached: bool,
     page: int,
 ) -> _Grouped:
-    """Group the pages read into page patterns (the module docstring says how)."""
+    """Group the pages read into page patterns (the module docstring says how);
+    ``span_koids`` gives the VMO of each span of each process read."""
     pages: dict[PageKey, int] = {}
     tally = _Tally()
     notes: list[str] = []
+    # The VMOs reached, numbered: field = VMO index * 2 + bit 61.
+    koids: list[int] = []
+    index: dict[int, int] = {}
+    span_vmo: list[int] = []
+    for mine in span_koids:
+        for koid in mine:
+            vmo = index.get(koid)
+            if vmo is None:
+                vmo = index[koid] = len(koids)
+                koids.append(koid)
+            span_vmo.append(vmo)
     nfields = 2 * len(koids)
-    pair_pfn, pair_proc, pair_field, at, total = keys.pairs()
-    if not pair_pfn.size:
+    if not table.pfn.size:
         return _Grouped(pages, tally, {}, notes)
-    # One group of pairs per page, its users in pid order.
-    npairs = pair_pfn.size
-    starts = np.ones(npairs, dtype=bool)
-    np.not_equal(pair_pfn[1:], pair_pfn[:-1], out=starts[1:])
-    g = np.flatnonzero(starts)
-    bounds = np.append(g, npairs)
-    found = _Pages(pair_pfn[g], g, np.diff(bounds), pair_field[g], pair_proc)
-    del pair_pfn, starts
-    entries = np.diff(np.append(g if at is None else at[g], total))  # mappings of each page
-    counts = _read_pfn_table(reader, f"{reader.proc}/kpagecount", found.pfn)
-    live = counts > 0
-    zero = int(entries[~live].sum())  # mappings of them, not distinct pages
+    # Each page's VMO: that of the span of its lowest-pid mapper (its lowest span).
+    vmo_field = np.asarray(span_vmo, dtype=np.uint64)[(table.field >> _ONE).astype(np.intp)]
+    vmo_field = (vmo_field << _ONE) | (table.field & _ONE)
+    found = _Pages(table.pfn, table.first, table.users, vmo_field, table.proc)
     field_kind = [kinds.get(koid, FILE) for koid in koids for _ in (0, 1)]
+    # Spans read for their figures only ([vdso]: the kernel's pages; an object found to
+    # be hugetlb or device memory): not memory of the processes.
+    not_read = np.asarray([kind in _NOT_READ for kind in field_kind], dtype=bool)
+    counts, entries = table.mapcount, table.entries
+    live = counts > 0
+    if not_read.any():
+        ours = ~not_read[vmo_field.astype(np.intp)]
+        live &= ours
+        zero = int(entries[(counts == 0) & ours].sum())
+    else:
+        zero = int(entries[~live].sum())  # mappings of them, not distinct pages
     held = np.zeros(nfields, dtype=bool)
     for i, koid in enumerate(koids):
         held[2 * i + 1] = koid in holders  # an object's own pages (bit 61), not COW copies
@@ -497,7 +838,7 @@ def _group(
 
     # Pages of one process (and no descriptor holder): counted in bulk.
     alone = live & (found.users == 1) & ~held[ufield]
-    combined = pair_proc[g[alone]] * nfields + ufield[alone]
+    combined = found.proc[found.first[alone]].astype(np.int64) * nfields + ufield[alone]
     per = np.bincount(combined)
     for c in np.flatnonzero(per).tolist():
         p, f = divmod(c, nfields)
@@ -543,8 +884,7 @@ def _patterns(
     each page is then compared with its group's first page, user by user, so a hash
     collision cannot merge two patterns: a page that differs is a pattern of its own."""
     if token is None:  # (a test passes its own, to force collisions)
-        rng = np.random.default_rng(0x6D786D656D)
-        token = rng.integers(0, np.iinfo(np.uint64).max, processes, dtype=np.uint64)
+        token = _splitmix64(np.arange(processes, dtype=np.uint64) + np.uint64(0x6D786D656D))
     set_hash = np.add.reduceat(token[found.proc], found.first)[shared]
     set_hash ^= found.field[shared] * np.uint64(0x9E3779B97F4A7C15)
     set_hash ^= found.users[shared].astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
@@ -572,6 +912,16 @@ def _patterns(
     out = [(int(head[k]), int(sizes[k])) for k in np.flatnonzero(sizes).tolist()]
     out.extend((page, 1) for page in shared[~good].tolist())  # collisions: one by one
     return out
+
+
+def _splitmix64(x: U64) -> U64:
+    """SplitMix64's output function: well-mixed 64-bit values of distinct inputs (tokens
+    without importing numpy.random, ~10 ms)."""
+    with np.errstate(over="ignore"):
+        x = x * np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
 
 
 def _use(
@@ -602,56 +952,37 @@ def _ksm_merged(reader: ProcReader) -> bool:
 # --- the two paths ---------------------------------------------------------------------
 
 
+class PagesRead(NamedTuple):
+    """What the host scan read of the processes' pages (see :func:`page_table`)."""
+
+    table: PageTable
+    pids: list[int]  # the processes read, in the table's order (ascending)
+    span_koids: list[list[int]]  # per process, per span: the VMO it maps
+    page_tables: dict[int, int]  # pid -> VmPTE, from the status read with its pages
+    vmos_of: dict[int, list[int]]  # pid -> the VMO of each VMA (figures from the pages)
+
+
 def _exact(
     reader: ProcReader,
-    processes: Mapping[int, Process],
+    read: PagesRead,
     vmos: Mapping[int, Vmo],
     kinds: Mapping[int, str],
     plan: _Plan,
     swap_cached: bool,
-) -> tuple[_Grouped, list[int]]:
-    """Pages of every readable process from pagemap + kpagecount, and the pids whose
-    pagemap was read (raises _PfnsHidden when PFNs read as 0)."""
+) -> _Grouped:
+    """Pages of every process read, grouped; and the objects nobody maps."""
     page = reader.page_size()
-    koids: list[int] = []
-    index: dict[int, int] = {}
-    ranges: list[_Ranges] = []
-    for pid in plan.pids:
-        aspace = processes[pid].aspace
-        assert aspace is not None  # _readable
-        mine = _Ranges([], [], [])
-        for m in aspace.mappings():
-            if not m.committed_bytes or kinds.get(m.vmo_koid, FILE) in _NOT_READ:
-                continue  # nothing resident when the scan read smaps, or not RAM to read
-            vmo = index.get(m.vmo_koid)
-            if vmo is None:
-                vmo = index[m.vmo_koid] = len(koids)
-                koids.append(m.vmo_koid)
-            mine.offsets.append(m.base // page * _ENTRY)
-            mine.sizes.append(m.size // page * _ENTRY)
-            mine.fields.append(2 * vmo)
-        ranges.append(mine)
-    keys = _Keys(len(plan.pids), 2 * len(koids))
-    read: list[int] = []
-    unread = 0
-    # The reads are page-table walks in the kernel (the GIL released): one thread per CPU.
-    work = list(zip(plan.pids, ranges, strict=True))
-    results = map_in_threads(lambda job: _read_process(reader, *job), work, useful_workers())
-    for (pid, _), got in zip(work, results, strict=True):
-        if isinstance(got, str):
-            unread += got == "unreadable"  # "gone": exited since the scan
-        else:
-            for values, fields in got:
-                keys.add(len(read), values, fields)
-            read.append(pid)
-    grouped = _group(reader, read, koids, kinds, plan.holders, keys, swap_cached, page)
+    grouped = _group(
+        reader, read.table, read.pids, read.span_koids, kinds, plan.holders, swap_cached, page
+    )
+    unread = len(set(plan.pids) - set(read.pids))
     if unread:
         grouped.notes.append(
             f"the pagemap of {unread} process{'es' if unread != 1 else ''} could not be read:"
             " their memory is in the categories"
         )
     _unmapped_objects(grouped, vmos, kinds, plan.holders, plan.mappers, page)
-    return grouped, read
+    return grouped
 
 
 def _unmapped_objects(
@@ -787,33 +1118,38 @@ def host_page_facts(
     kinds: Mapping[int, str],
     duplicates: Mapping[int, int],
     rollups: Mapping[int, str],
+    read: PagesRead | None,
+    refused: str | None = None,
 ) -> PageFacts:
-    """The page facts of the host, from its whole-system FULL snapshot's ``processes``
-    and ``vmos``; ``kinds`` maps VMO koids to the kinds above, ``duplicates`` a CLONE_VM
-    sharer's pid to the lower pid it shares with, ``rollups`` pids to the text of their
+    """The page facts of the host, from its whole-system snapshot's ``processes`` and
+    ``vmos`` and the pages ``read`` (None: approximate, for the reason ``refused``);
+    ``kinds`` maps VMO koids to the kinds above, ``duplicates`` a CLONE_VM sharer's pid
+    to the lower pid it shares with, ``rollups`` pids to the text of their
     ``smaps_rollup`` (for the approximate path)."""
     page = reader.page_size()
-    plan = _plan(processes, kinds, duplicates)
+    plan = _plan(processes, kinds, duplicates, read.vmos_of if read is not None else {})
     meminfo = _meminfo(reader)
-    why = _kpagecount_refused(reader)
-    grouped: _Grouped | None = None
+    why = refused
     estimated: dict[int, int] = {}
     attributed = plan.pids
-    if why is None:
-        try:
-            grouped, attributed = _exact(
-                reader, processes, vmos, kinds, plan, meminfo.get("SwapCached", 0) > 0
-            )
-        except _PfnsHidden:
-            why = "pagemap shows no page frame numbers (they need CAP_SYS_ADMIN)"
-        else:
-            estimated = dict(plan.hugetlb)
-            grouped.tally.hugetlb += sum(plan.hugetlb.values())
-    if grouped is None:
+    if read is not None:
+        grouped = _exact(reader, read, vmos, kinds, plan, meminfo.get("SwapCached", 0) > 0)
+        attributed = read.pids
+        estimated = dict(plan.hugetlb)
+        grouped.tally.hugetlb += sum(plan.hugetlb.values())
+    else:
+        why = why or "page-level reads were not made"
         grouped, estimated = _approximate(vmos, kinds, plan, rollups, page)
     # meminfo again, right after the page reads: the categories are differences with it.
     meminfo = _meminfo(reader) or meminfo
-    kernel = _kernel_costs(reader, processes, attributed, duplicates, meminfo.get("KernelStack", 0))
+    kernel = _kernel_costs(
+        reader,
+        processes,
+        attributed,
+        duplicates,
+        meminfo.get("KernelStack", 0),
+        read.page_tables if read is not None else {},
+    )
     notes = list(grouped.notes)
     if why is not None:
         notes.insert(

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TypeVar, cast
 
-__all__ = ["MAX_WORKERS", "map_in_threads", "useful_workers"]
+__all__ = ["MAX_WORKERS", "in_background", "map_in_threads", "useful_workers"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -77,3 +77,36 @@ def map_in_threads(fn: Callable[[T], R], items: Sequence[T], workers: int) -> li
     if errors:
         raise errors[min(errors)]
     return cast("list[R]", results)  # every slot is filled when nothing failed
+
+
+def in_background(fn: Callable[[], R]) -> Callable[[], R]:
+    """Start ``fn()`` on another thread (when this process may use more than one CPU)
+    and return a function that waits for it and returns its result, or raises what it
+    raised. For reads in the kernel (which release the GIL) overlapping work here."""
+    if useful_workers() <= 1:
+        return _done(fn())
+    import threading
+
+    box: list[R] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            box.append(fn())
+        except BaseException as err:  # raised again by the waiting thread
+            errors.append(err)
+
+    thread = threading.Thread(target=run, name="mxmem-background", daemon=True)
+    thread.start()
+
+    def wait() -> R:
+        thread.join()
+        if errors:
+            raise errors[0]
+        return box[0]
+
+    return wait
+
+
+def _done(value: R) -> Callable[[], R]:
+    return lambda: value

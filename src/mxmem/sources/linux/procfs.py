@@ -160,7 +160,34 @@ def _vma_header(line: str) -> Vma:
 
 def parse_maps(text: str) -> list[Vma]:
     """``/proc/PID/maps``: the VMA headers only."""
-    return [_vma_header(line) for line in text.split("\n") if line]
+    # _vma_header inlined: Level.PAGES parses the maps of every process.
+    vmas: list[Vma] = []
+    new = tuple.__new__
+    for line in text.split("\n"):
+        if not line:
+            continue
+        parts = line.split(None, 5)
+        start, _, end = parts[0].partition("-")
+        major, _, minor = parts[3].partition(":")
+        path = parts[5] if len(parts) > 5 else ""
+        vmas.append(
+            new(
+                Vma,
+                (
+                    int(start, 16),
+                    int(end, 16),
+                    parts[1],
+                    int(parts[2], 16),
+                    int(major, 16),
+                    int(minor, 16),
+                    int(parts[4]),
+                    path,
+                    None,
+                    (),
+                ),
+            )
+        )
+    return vmas
 
 
 def parse_smaps(text: str) -> list[Vma]:
@@ -250,14 +277,22 @@ class Status(NamedTuple):
     # Bytes of the address space's page tables (mm_pgtables_bytes); 0 for a kernel
     # thread. One figure per mm: processes sharing an address space show the same one.
     vm_pte: int = 0
+    vm_swap: int = 0  # bytes of its pages in swap (entries, shared ones whole)
+    hugetlb: int = 0  # bytes of hugetlb pages mapped (HugetlbPages)
+    # The address space's counters (the Vm*, Rss* and HugetlbPages lines) as one text:
+    # processes sharing an address space (CLONE_VM) show the same.
+    mm: str = ""
 
 
 def parse_status(text: str) -> Status:
     fields: dict[str, str] = {}
+    mm: list[str] = []
     for line in text.split("\n"):
         key, sep, value = line.partition(":")
         if sep:
             fields[key] = value.strip()
+            if key.startswith(_MM_FIELDS):
+                mm.append(line)
 
     def kb(key: str) -> int:
         value = fields.get(key)
@@ -274,7 +309,13 @@ def parse_status(text: str) -> Status:
         vm_rss=kb("VmRSS"),
         kthread=None if kthread is None else kthread == "1",
         vm_pte=kb("VmPTE"),
+        vm_swap=kb("VmSwap"),
+        hugetlb=kb("HugetlbPages"),
+        mm="\n".join(mm),
     )
+
+
+_MM_FIELDS = ("Vm", "Rss", "HugetlbPages")
 
 
 # The stat state letters (fs/proc/array.c task_state_array, plus the letters of older

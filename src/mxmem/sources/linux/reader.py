@@ -1,9 +1,11 @@
 """The one seam between the host source and the running system.
 
-:class:`ProcReader` is the only code of mxmem that opens ``/proc`` and ``/sys`` files or
-calls ``os`` on them (and the two system calls ``kcmp`` and ``cachestat``), text files
-and binary ones alike (:meth:`ProcReader.read_ranges`: ``pagemap``, ``kpagecount``). Its
-root is configurable, like psutil's ``PROCFS_PATH``: ``ProcReader("/tmp/tree")`` reads
+:class:`ProcReader` (with the :class:`Pagemap` it opens) is the only code of mxmem that
+opens ``/proc`` and ``/sys`` files or calls ``os`` on them (and the system calls ``kcmp``
+and ``cachestat`` and the ``PAGEMAP_SCAN`` ioctl), text files and binary ones alike
+(:meth:`ProcReader.read_ranges` and :meth:`Pagemap.read`: ``pagemap``, ``kpagecount``).
+A fixture tree has no PAGEMAP_SCAN (:meth:`Pagemap.present` answers None). Its root is
+configurable, like psutil's ``PROCFS_PATH``: ``ProcReader("/tmp/tree")`` reads
 ``/tmp/tree/proc/...`` and ``/tmp/tree/sys/...``, so tests can point it at a fixture tree.
 Nothing here runs at import time.
 
@@ -28,7 +30,7 @@ from mxmem.errors import MxmemError
 if TYPE_CHECKING:
     import ctypes
 
-__all__ = ["AccessDenied", "FileStat", "ProcReader", "Unreadable", "Vanished"]
+__all__ = ["AccessDenied", "FileStat", "Pagemap", "ProcReader", "Unreadable", "Vanished"]
 
 
 class Unreadable(MxmemError):
@@ -107,11 +109,149 @@ def _cachestat_structs() -> tuple[type[ctypes.Structure], type[ctypes.Structure]
     return CachestatRange, Cachestat
 
 
+# PAGEMAP_SCAN (Linux 6.7, fs/proc/task_mmu.c; include/uapi/linux/fs.h): the ioctl
+# number is _IOWR('f', 16, struct pm_scan_arg), with the struct's 96 bytes in it.
+_PM_SCAN_ARG_FIELDS = (
+    "size",
+    "flags",
+    "start",
+    "end",
+    "walk_end",
+    "vec",
+    "vec_len",
+    "max_pages",
+    "category_inverted",
+    "category_mask",
+    "category_anyof_mask",
+    "return_mask",
+)
+_PAGEMAP_SCAN = (3 << 30) | (8 * len(_PM_SCAN_ARG_FIELDS) << 16) | (ord("f") << 8) | 16
+_PAGE_IS_PRESENT = 1 << 3
+# What an ioctl that the kernel does not have (ENOTTY: before 6.7) or does not take
+# (EINVAL: another struct layout) answers.
+_NO_IOCTL = frozenset({errno.ENOTTY, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
+_REGIONS = 256  # struct page_region slots per PAGEMAP_SCAN call
+
+
+@functools.cache
+def _scan_structs() -> tuple[type[ctypes.Structure], type[ctypes.Structure]]:
+    """``struct pm_scan_arg`` and ``struct page_region`` (include/uapi/linux/fs.h)."""
+    import ctypes
+
+    class PmScanArg(ctypes.Structure):
+        _fields_ = tuple((name, ctypes.c_uint64) for name in _PM_SCAN_ARG_FIELDS)
+
+    class PageRegion(ctypes.Structure):
+        _fields_ = (
+            ("start", ctypes.c_uint64),
+            ("end", ctypes.c_uint64),
+            ("categories", ctypes.c_uint64),
+        )
+
+    return PmScanArg, PageRegion
+
+
 # /proc files are read with one os.read of this size: the single-record files (stat,
 # status, smaps_rollup, cgroup, fdinfo, meminfo) come back whole in one call, and a
 # short read means the end. Multi-record files (smaps, maps) return about a page per read.
 _CHUNK = 1 << 16
 _O_READ = os.O_RDONLY | os.O_CLOEXEC
+
+
+def _read_ranges(fd: int, path: str, offsets: Sequence[int], sizes: Sequence[int]) -> bytearray:
+    buffer = bytearray(sum(sizes))
+    view = memoryview(buffer)
+    try:
+        pos = 0
+        for offset, size in zip(offsets, sizes, strict=True):
+            end = pos + size
+            while pos < end:
+                got = os.preadv(fd, [view[pos:end]], offset)
+                if got <= 0:
+                    break
+                pos += got
+                offset += got
+            pos = end
+    except OSError as err:
+        raise _error(err, path) from err
+    finally:
+        view.release()
+    return buffer
+
+
+class Pagemap:
+    """An open ``/proc/PID/pagemap`` (from :meth:`ProcReader.pagemap`; close it, or use
+    it in a ``with``): reads of its entries, and where pages are present, asked with the
+    ``PAGEMAP_SCAN`` ioctl. One thread at a time."""
+
+    def __init__(self, reader: ProcReader, path: str, fd: int) -> None:
+        self.path = path
+        self._reader = reader
+        self._fd = fd
+        self._arg: ctypes.Structure | None = None
+        self._vec: ctypes.Array[ctypes.Structure] | None = None
+
+    def __enter__(self) -> Pagemap:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def read(self, offsets: Sequence[int], sizes: Sequence[int]) -> bytearray:
+        """As :meth:`ProcReader.read_ranges`, on this open file."""
+        return _read_ranges(self._fd, self.path, offsets, sizes)
+
+    def present(self, start: int, end: int, limit: int = 0) -> list[tuple[int, int]] | None:
+        """The address ranges in ``[start, end)`` whose pages are present, in order
+        (adjacent ones merged), from ``PAGEMAP_SCAN`` (Linux 6.7); with ``limit``, the
+        scan stops after that many pages. ``None`` when the kernel has no such ioctl
+        (then only reading the entries tells). The kernel walks only the page tables
+        that exist: a range with none, however large, costs next to nothing; one of
+        present pages costs about what reading its entries does."""
+        if not self._reader.live:
+            return None
+        import ctypes
+
+        arg = self._arg
+        vec = self._vec
+        if arg is None or vec is None:
+            arg_type, region_type = _scan_structs()
+            vec = self._vec = (region_type * _REGIONS)()
+            arg = self._arg = arg_type(
+                size=ctypes.sizeof(arg_type),
+                vec=ctypes.addressof(vec),
+                vec_len=_REGIONS,
+                category_anyof_mask=_PAGE_IS_PRESENT,
+                return_mask=_PAGE_IS_PRESENT,
+            )
+        libc = self._reader._syscall()
+        arg.max_pages = limit
+        out: list[tuple[int, int]] = []
+        at = start
+        while at < end:
+            arg.start, arg.end = at, end
+            found: int = libc.ioctl(self._fd, ctypes.c_ulong(_PAGEMAP_SCAN), ctypes.byref(arg))
+            if found < 0:
+                err = ctypes.get_errno()
+                if err in _NO_IOCTL:
+                    return None
+                raise _error(OSError(err, os.strerror(err)), self.path)
+            for region in vec[:found]:
+                a, b = region.start, region.end
+                if out and out[-1][1] == a:
+                    out[-1] = (out[-1][0], b)
+                else:
+                    out.append((a, b))
+            walked: int = arg.walk_end
+            if (limit and found) or walked <= at:
+                break  # enough found, or the walk got no further (the vector was not full)
+            at = walked
+        return out
 
 
 class ProcReader:
@@ -190,29 +330,22 @@ class ProcReader:
         buffer (``/proc/PID/pagemap``, ``/proc/kpagecount``; their reads must be multiples
         of 8 bytes at offsets that are, which the caller's ranges are). What a short read
         leaves unfilled stays zero: past the end of ``kpagecount`` there are no pages."""
-        buffer = bytearray(sum(sizes))
-        view = memoryview(buffer)
         try:
             fd = os.open(path, _O_READ)
         except OSError as err:
             raise _error(err, path) from err
         try:
-            pos = 0
-            for offset, size in zip(offsets, sizes, strict=True):
-                end = pos + size
-                while pos < end:
-                    got = os.preadv(fd, [view[pos:end]], offset)
-                    if got <= 0:
-                        break
-                    pos += got
-                    offset += got
-                pos = end
+            return _read_ranges(fd, path, offsets, sizes)
+        finally:
+            os.close(fd)
+
+    def pagemap(self, pid: int | str) -> Pagemap:
+        """``/proc/PID/pagemap``, open."""
+        path = f"{self.proc}/{pid}/pagemap"
+        try:
+            return Pagemap(self, path, os.open(path, _O_READ))
         except OSError as err:
             raise _error(err, path) from err
-        finally:
-            view.release()
-            os.close(fd)
-        return buffer
 
     def listdir(self, path: str) -> list[str]:
         try:
