@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from math import lcm
 from typing import Any, TypeVar
 
 from mxmem.model import PageFacts, Snapshot
@@ -111,7 +112,11 @@ def _add(sums: dict[int, _Sum], key: int, numerator: int, denominator: int) -> N
 def _value(by_denominator: _Sum | None) -> Fraction:
     if not by_denominator:
         return _ZERO
-    return sum((Fraction(n, d) for d, n in by_denominator.items()), _ZERO)
+    if len(by_denominator) == 1:
+        ((d, n),) = by_denominator.items()
+        return Fraction(n, d)
+    common = lcm(*by_denominator)  # one Fraction, not one addition per denominator
+    return Fraction(sum(n * (common // d) for d, n in by_denominator.items()), common)
 
 
 def attribute(facts: PageFacts) -> Attribution:
