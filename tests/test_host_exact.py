@@ -29,7 +29,7 @@ import pytest
 from users import as_nobody
 
 from mxmem.accounting.exact import Attribution, attribute_snapshot
-from mxmem.model import KERNEL_STACKS, PAGE_TABLES, Level, ObjType, Snapshot
+from mxmem.model import CGROUP_PAGES, KERNEL_STACKS, PAGE_TABLES, Level, ObjType, Snapshot
 from mxmem.sources import open_source
 from mxmem.sources.linux import host, pages, reader
 from mxmem.sources.linux.procfs import parse_smaps, parse_smaps_rollup
@@ -367,6 +367,25 @@ def test_copy_on_write_shares(scene: Scene) -> None:
         Fraction(0),
     )
     assert total == (N + K * M) * PAGE
+
+
+@needs_root
+def test_cgroup_pages_from_kpagecgroup(scene: Scene) -> None:
+    # The copy-on-write family was faulted in by processes of the test's own cgroup, so
+    # the kernel charged every page of it there: that job's kpagecgroup figure holds at
+    # least the family's N originals and K*M copies.
+    report = scene.reports["cow"]
+    parent = _int(report["parent"])
+    job = scene.snapshot.jobs[scene.snapshot.processes[parent].job_koid]
+    charged = dict(job.extra)
+    assert charged[CGROUP_PAGES] >= (N + K * M) * PAGE
+    # The pages charged are mapped pages read, each once: never more than the processes'
+    # private and shared bytes together (which also hold descriptor-held objects).
+    everyone = sum(dict(j.extra).get(CGROUP_PAGES, 0) for j in scene.snapshot.jobs.values())
+    attributed = sum(
+        (s.private + s.shared for s in scene.attribution.processes.values()), Fraction(0)
+    )
+    assert 0 < everyone <= attributed
 
 
 # --- (d) a file read by several processes -------------------------------------------------------

@@ -16,7 +16,7 @@ from mxmem.model.pages import (
 )
 from mxmem.model.snapshot import ASPACE_NOTE, Level, Snapshot, WalkEntry
 from mxmem.model.stats import ZERO_STATS, TaskStats
-from mxmem.model.tasks import Job, Process, ProcessState, Thread, ThreadState
+from mxmem.model.tasks import CGROUP_PAGES, Job, Process, ProcessState, Thread, ThreadState
 from mxmem.model.vm import (
     Aspace,
     Handle,
@@ -32,6 +32,7 @@ from mxmem.model.vm import (
 
 __all__ = [
     "ASPACE_NOTE",
+    "CGROUP_PAGES",
     "KERNEL_OBJECTS",
     "KERNEL_STACKS",
     "PAGE_TABLES",

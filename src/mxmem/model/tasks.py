@@ -63,6 +63,11 @@ class Process:
     vmo_koids: tuple[int, ...] | None = None
 
 
+#: A :attr:`Job.extra` key: the bytes of the mapped pages a source read page by page that
+#: the kernel charges to the job (a Linux host's ``/proc/kpagecgroup``, at Level.PAGES).
+CGROUP_PAGES = "kpagecgroup"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Job:
     koid: int

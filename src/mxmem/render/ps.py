@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import NamedTuple, TextIO
 
 from mxmem.accounting.magenta2017 import TaskMemory
-from mxmem.model import Job, Process, Snapshot, Thread
+from mxmem.model import CGROUP_PAGES, Job, Process, Snapshot, Thread
 from mxmem.render.exact import ShownAttribution, ShownShare, summary_lines
 from mxmem.render.jsonout import JsonValue
 from mxmem.render.text import safe_text
@@ -248,6 +248,10 @@ class ExactRow(NamedTuple):
     state: str | None = None  # threads only
     # A Linux kernel thread with nothing attributed: blank cells, as in the 2017 table.
     kernel_thread: bool = False
+    # Jobs only, when the source reports them (Linux cgroups): the cgroup's own charge,
+    # and the bytes of the mapped pages charged to it (kpagecgroup).
+    charge_bytes: int | None = None
+    charged_pages_bytes: int | None = None
 
 
 def _process_share(process: Process, shown: ShownAttribution) -> ShownShare | None:
@@ -283,7 +287,19 @@ def exact_rows(
     for depth, kind, obj in snapshot.walk(job_koid, threads=threads and not jobs_only):
         if isinstance(obj, Job):
             share = jobs.get(obj.koid, ShownShare())
-            rows.append(ExactRow(depth, "j", obj.koid, obj.parent_koid, obj.name, share))
+            pages = dict(obj.extra).get(CGROUP_PAGES)
+            rows.append(
+                ExactRow(
+                    depth,
+                    "j",
+                    obj.koid,
+                    obj.parent_koid,
+                    obj.name,
+                    share,
+                    charge_bytes=job_charge_bytes(obj),
+                    charged_pages_bytes=pages,
+                )
+            )
         elif jobs_only:
             continue
         elif isinstance(obj, Process):
@@ -384,6 +400,11 @@ def ps_exact_json(
         }
         if row.type == "t":
             obj["state"] = row.state
+        elif row.type == "j":
+            if row.charge_bytes is not None:
+                obj["cgroup_charge_bytes"] = row.charge_bytes
+            if row.charged_pages_bytes is not None:
+                obj["cgroup_pages_bytes"] = row.charged_pages_bytes
         out_rows.append(obj)
     categories: list[JsonValue] = [{"name": n, "bytes": b} for n, b in shown.categories]
     notes: list[JsonValue] = list(shown.notes)

@@ -85,6 +85,9 @@ kernel memory       ``/proc/meminfo``, field by field in :mod:`.kernel`; heap_fr
 page facts          (Level.PAGES: the whole-system FULL snapshot, a process list is
                     ignored) ``Snapshot.pages`` from ``pagemap`` + ``kpagecount`` for every
                     readable process (root), else each process's PSS marked approximate.
+                    With root, ``/proc/kpagecgroup`` of the same pages gives each job
+                    ``Job.extra`` ``kpagecgroup``: the bytes of the mapped pages read
+                    that the kernel charges to its cgroup.
                     With root, PAGES differs from FULL in where the figures come from,
                     not in what they mean: each process's VMAs are read from ``maps``
                     and its pages from ``pagemap`` (PAGEMAP_SCAN, Linux 6.7, skips the
@@ -124,6 +127,7 @@ from datetime import UTC, datetime
 
 from mxmem.errors import SourceError
 from mxmem.model import (
+    CGROUP_PAGES,
     ZERO_STATS,
     Aspace,
     Handle,
@@ -167,6 +171,7 @@ from mxmem.sources.linux.pages import (
     PagesRead,
     PageTable,
     PfnsHidden,
+    cgroup_pages,
     host_page_facts,
     live_pages,
     needs_smaps_for,
@@ -414,6 +419,17 @@ def _page_kind(acc: _VmoAcc) -> str:
     return SHMEM if acc.kind == "sysv" or acc.shmem else FILE
 
 
+def _with_cgroup_pages(jobs: dict[int, Job], charged: dict[int, int]) -> dict[int, Job]:
+    """Jobs whose cgroup has mapped pages charged to it gain ``Job.extra`` CGROUP_PAGES
+    (a job's koid is its cgroup directory's inode, which is what kpagecgroup names)."""
+    return {
+        koid: dataclasses.replace(job, extra=(*job.extra, (CGROUP_PAGES, charged[koid])))
+        if koid in charged
+        else job
+        for koid, job in jobs.items()
+    }
+
+
 # --- the scan --------------------------------------------------------------------------
 
 
@@ -606,6 +622,8 @@ class _Scan:
                     {pid: pte for pid in pids if (pte := records[pid].vm_pte) is not None},
                     {pid: self.vma_koids[pid] for pid in pids if not records[pid].smaps},
                 )
+            if paged is not None:
+                jobs = _with_cgroup_pages(jobs, cgroup_pages(self.reader, paged[1]))
             pages = host_page_facts(
                 self.reader,
                 processes,

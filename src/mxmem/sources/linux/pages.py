@@ -731,6 +731,27 @@ def _read_pfn_table(reader: ProcReader, path: str, pfns: U64) -> U64:
     return table[at.astype(np.intp)]
 
 
+def cgroup_pages(reader: ProcReader, table: PageTable) -> dict[int, int]:
+    """Bytes of the mapped pages read (each once), by the memory cgroup each page is
+    charged to: the inode of the cgroup's directory, from ``/proc/kpagecgroup`` (0: not
+    charged to any). A memcg charges a page to the cgroup that first touched it, so a
+    job's figure can differ from its processes' attribution: pages its processes share
+    with another job count here only for the job that paid for them. Empty when the
+    file cannot be read (root only; CONFIG_MEMCG)."""
+    live = table.pfn[table.mapcount > 0]
+    try:
+        inodes = np.sort(_read_pfn_table(reader, f"{reader.proc}/kpagecgroup", live))
+    except Unreadable:
+        return {}
+    if not inodes.size:
+        return {}
+    # Counts per distinct inode by a sort (np.unique hashes in numpy 2.4: far slower).
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(inodes)) + 1))
+    counts = np.diff(np.append(starts, inodes.size))
+    page = reader.page_size()
+    return {int(i): int(c) * page for i, c in zip(inodes[starts], counts, strict=True)}
+
+
 # --- grouping pages by their users -------------------------------------------------------
 
 
