@@ -103,8 +103,8 @@ def shown_attribution(attribution: Attribution) -> ShownAttribution:
         values = (share.private, share.shared, share.kernel_total, share.estimated)
         parts.extend((f"{pid}:{col}", v) for col, v in zip(_COLUMNS, values, strict=True))
     parts.extend((f"c:{name}", v) for name, v in attribution.categories.items())
-    whole = _whole(parts)
-    swaps = _whole((str(pid), share.swap) for pid, share in attribution.processes.items())
+    whole = integer_parts(parts)
+    swaps = integer_parts((str(pid), share.swap) for pid, share in attribution.processes.items())
     processes = {
         pid: ShownShare(
             private=whole.get(f"{pid}:private", 0),
@@ -129,23 +129,6 @@ def shown_attribution(attribution: Attribution) -> ShownAttribution:
         exact=attribution.exact,
         notes=attribution.notes,
     )
-
-
-def _whole(parts: Iterable[tuple[str, Fraction]]) -> dict[str, int]:
-    """:func:`integer_parts` of the nonzero ``parts``, fast when most are whole bytes
-    (as on the sim, where only shared pages split): a whole part is never rounded (the
-    bytes the fractional parts are short add up to fewer than there are of them), so
-    only the fractional parts go through the largest-remainder sort."""
-    whole: dict[str, int] = {}
-    fractional: list[tuple[str, Fraction]] = []
-    for name, value in parts:
-        if value.denominator == 1:
-            if value:
-                whole[name] = int(value)
-        else:
-            fractional.append((name, value))
-    whole.update(integer_parts(fractional))
-    return whole
 
 
 def signed_size(n: int, units: str = "") -> str:

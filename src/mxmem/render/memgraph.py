@@ -218,11 +218,7 @@ def exact_figures(
         )
     for name, value in categories.items():
         part(f"c/{name}", value, f'the category "{name}"')
-    # Whole parts never gain a byte in largest-remainder rounding (what is short is at most
-    # the number of fractional parts), so only the fractional ones go through it: most
-    # parts are whole, and Fraction arithmetic is what this costs.
-    rounded = {key: int(value) for key, value in parts if value.denominator == 1}
-    rounded.update(integer_parts((k, v) for k, v in parts if v.denominator != 1))
+    rounded = integer_parts(parts)
 
     processes: dict[int, Record] = {}
     for pid in sorted(listed):
@@ -316,9 +312,7 @@ def vmo_parts(shares: Mapping[int, Fraction], target: int) -> list[tuple[int, in
     items = [(koid, share) for koid, share in shares.items() if share > 0]
     rounded = {koid: int(share) for koid, share in items if share.denominator == 1}
     fractional = {koid: share for koid, share in items if share.denominator != 1}
-    # integer_parts names its parts by strings: zero-padded koids sort as the numbers.
-    for name, size in integer_parts((f"{k:020d}", v) for k, v in fractional.items()).items():
-        rounded[int(name)] = size
+    rounded.update(integer_parts(fractional.items()))
     short = target - sum(rounded.values())
     if short:
         remainder = {koid: share - floor(share) for koid, share in fractional.items()}
