@@ -14,6 +14,11 @@ from mxmem.sources.capture.memgraph import NO_MAPPINGS_NOTE
 RunFn = Callable[[Sequence[str], Source, TextIO, TextIO], int]
 
 
+#: The values of every tool's ``--attribution=``: the 2017 kernel's rule (the default)
+#: or exact attribution (issue 6).
+ATTRIBUTIONS = ("2017", "exact")
+
+
 class Tool(NamedTuple):
     """A command: ``run(args, source, out, err)`` returns the exit code. Errors with a
     Magenta-defined text are written by the tool itself; other failures are raised as

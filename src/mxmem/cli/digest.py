@@ -26,7 +26,7 @@ from mxmem.accounting.digest import (
     exact_digest,
 )
 from mxmem.accounting.exact import attribute_snapshot
-from mxmem.cli.common import Tool, print_notes
+from mxmem.cli.common import ATTRIBUTIONS, Tool, print_notes
 from mxmem.errors import UsageError
 from mxmem.model import Level
 from mxmem.render.digest import write_digest_csv, write_digest_human, write_digest_json
@@ -59,7 +59,6 @@ mmu + ipc + other) and Free.
 """
 
 _OUTPUTS = ("human", "csv", "json")
-_ATTRIBUTIONS = ("2017", "exact")
 
 
 def _usage(err: TextIO, message: str) -> int:
@@ -99,7 +98,7 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
         if name == "--buckets":
             buckets = value
         elif name == "--attribution":
-            if value not in _ATTRIBUTIONS:
+            if value not in ATTRIBUTIONS:
                 return _usage(err, f"--attribution must be 2017 or exact, not {value!r}")
             attribution = value
         elif value in _OUTPUTS:

@@ -23,7 +23,7 @@ from typing import NamedTuple, TextIO
 
 from mxmem.accounting.exact import attribute_snapshot
 from mxmem.accounting.magenta2017 import task_memory
-from mxmem.cli.common import Tool, print_notes
+from mxmem.cli.common import ATTRIBUTIONS, Tool, print_notes
 from mxmem.errors import MxmemError
 from mxmem.model import Level
 from mxmem.render.memgraph import memgraph_view, write_memgraph
@@ -63,7 +63,6 @@ _LONG = {
 _SHORT = frozenset("tvSHh")
 # Long options with a required argument.
 _TAKES_ARGUMENT = frozenset({"attribution"})
-ATTRIBUTION_MODES = ("2017", "exact")
 
 
 class MemgraphOptions(NamedTuple):
@@ -123,7 +122,7 @@ def parse_args(args: Sequence[str], out: TextIO, err: TextIO) -> MemgraphOptions
                         return _usage_error(f"option '--{name}' requires an argument", err)
                     i += 1
                     value = args[i]
-                if value not in ATTRIBUTION_MODES:
+                if value not in ATTRIBUTIONS:
                     return _usage_error(f"--attribution must be exact or 2017, not '{value}'", err)
                 opts = opts._replace(exact=value == "exact")
                 continue

@@ -16,7 +16,7 @@ from typing import NamedTuple, TextIO
 
 from mxmem.accounting.exact import attribute_snapshot
 from mxmem.accounting.magenta2017 import task_memory
-from mxmem.cli.common import Tool, print_notes, strtoull
+from mxmem.cli.common import ATTRIBUTIONS, Tool, print_notes, strtoull
 from mxmem.model import Level
 from mxmem.render.exact import attribution_notes, shown_attribution
 from mxmem.render.jsonout import write_json
@@ -62,8 +62,6 @@ Options:
                        (memory no process is blamed for, by kind)
                        that adds up to the total physical memory
 """
-
-ATTRIBUTIONS = ("2017", "exact")
 
 
 class PsOptions(NamedTuple):

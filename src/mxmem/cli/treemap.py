@@ -25,8 +25,8 @@ from typing import NamedTuple, TextIO
 
 from mxmem.accounting.exact import attribute_snapshot
 from mxmem.accounting.magenta2017 import task_memory
-from mxmem.cli.common import Tool, print_notes
-from mxmem.cli.memgraph import ATTRIBUTION_MODES, exact_notes
+from mxmem.cli.common import ATTRIBUTIONS, Tool, print_notes
+from mxmem.cli.memgraph import exact_notes
 from mxmem.errors import MxmemError
 from mxmem.model import Level
 from mxmem.render.jsonout import dumps_json
@@ -102,7 +102,7 @@ def parse_args(args: Sequence[str], out: TextIO, err: TextIO) -> TreemapOptions 
                 mode = args[i]
             else:
                 mode = arg[len("--attribution=") :]
-            if mode not in ATTRIBUTION_MODES:
+            if mode not in ATTRIBUTIONS:
                 err.write(
                     f"treemap: --attribution must be exact or 2017, not {safe_text(mode)}\n{HELP}"
                 )
