@@ -169,14 +169,18 @@ def _sweep(contribs: list[Run]) -> list[Run]:
     return out
 
 
-def _aspace_objects(vmar: SimVmar) -> int:
-    """Heap bytes of a VMAR tree: the VMARs and the mappings in it."""
+def _aspace_objects(
+    vmar: SimVmar, pid: int, shared_users: dict[int, tuple[KObject, set[int]]]
+) -> int:
+    """Heap bytes of a VMAR tree (the VMARs and the mappings in it); records ``pid`` as
+    a user of each VMO mapped there, in the same walk."""
     cost = HEAP_COST["vmar"]
     for child in vmar.children:
         if isinstance(child, SimMapping):
             cost += HEAP_COST["mapping"]
+            shared_users.setdefault(id(child.vmo), (child.vmo, set()))[1].add(pid)
         else:
-            cost += _aspace_objects(child)
+            cost += _aspace_objects(child, pid, shared_users)
     return cost
 
 
@@ -194,9 +198,8 @@ def _kernel_costs(kernel: Kernel) -> dict[int, dict[str, int]]:
         objects += len(p.threads) * (HEAP_COST["thread"] - STACK_BYTES)
         mmu = 0
         if p.aspace is not None and p.aspace.root is not None:
-            objects += HEAP_COST["aspace"] + _aspace_objects(p.aspace.root)
+            objects += HEAP_COST["aspace"] + _aspace_objects(p.aspace.root, p.koid, shared_users)
             mmu = p.aspace.mmu_pages * PAGE_SIZE
-            _collect_mapped(p.aspace.root, p.koid, shared_users)
         for handle in p.handles.values():
             obj = handle.obj
             if isinstance(obj, SimVmo) or type(obj) is KObject:
@@ -214,16 +217,6 @@ def _kernel_costs(kernel: Kernel) -> dict[int, dict[str, int]]:
         for i, pid in enumerate(sorted(users)):
             costs[pid][KERNEL_OBJECTS] += each + (i < extra)
     return costs
-
-
-def _collect_mapped(
-    vmar: SimVmar, pid: int, shared_users: dict[int, tuple[KObject, set[int]]]
-) -> None:
-    for child in vmar.children:
-        if isinstance(child, SimMapping):
-            shared_users.setdefault(id(child.vmo), (child.vmo, set()))[1].add(pid)
-        else:
-            _collect_mapped(child, pid, shared_users)
 
 
 def sim_page_facts(kernel: Kernel) -> PageFacts:
