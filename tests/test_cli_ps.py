@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Collection
 from importlib.resources import files
 
 import jsonschema
 import pytest
-from fixed import FixedSource
+from fixed import FixedSource, RecordingSource
 
 from mxmem.cli import main
 from mxmem.cli.ps import HELP
@@ -71,18 +70,6 @@ TABLE = [
     "    p:1400   5461B      0B     16k gamma",
     HEADER,
 ]
-
-
-class RecordingSource(SimSource):
-    def __init__(self, kernel: Kernel) -> None:
-        super().__init__(kernel)
-        self.calls: list[tuple[Level, list[int] | None]] = []
-
-    def snapshot(
-        self, level: Level = Level.FULL, processes: Collection[int] | None = None
-    ) -> Snapshot:
-        self.calls.append((level, None if processes is None else list(processes)))
-        return super().snapshot(level, processes)
 
 
 def run_ps(

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
 from importlib.resources import files
 
 import jsonschema
 import pytest
+from fixed import RecordingSource
 
 from mxmem.cli import main
 from mxmem.cli.vmaps import HELP
-from mxmem.model import Level, Perm, Snapshot
+from mxmem.model import Level, Perm
 from mxmem.sources.sim import PAGE_SIZE, Kernel, SimSource
 from mxmem.sources.sim.kernel import SimProcess, SimVmar
 
@@ -117,18 +117,10 @@ def test_vmar_only_at_depth_three(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_vmaps_asks_for_one_full_process(capsys: pytest.CaptureFixture[str]) -> None:
-    calls: list[tuple[Level, list[int] | None]] = []
-
-    class Recording(SimSource):
-        def snapshot(
-            self, level: Level = Level.FULL, processes: Collection[int] | None = None
-        ) -> Snapshot:
-            calls.append((level, None if processes is None else list(processes)))
-            return super().snapshot(level, processes)
-
-    assert main(["vmaps", "2000"], source=Recording(app_world())) == 0
+    source = RecordingSource(app_world())
+    assert main(["vmaps", "2000"], source=source) == 0
     capsys.readouterr()
-    assert calls == [(Level.FULL, [2000])]
+    assert source.calls == [(Level.FULL, [2000])]
 
 
 @pytest.mark.parametrize("koid", ["0x7d0", "0X7D0", "03720", " 2000", "+2000"])

@@ -17,7 +17,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from fixed import FixedSource
+from fixed import FixedSource, RecordingSource
 
 from mxmem.cli import main
 from mxmem.cli.common import Tool
@@ -123,18 +123,6 @@ GONE = (
 ROOT = '  {"id": "j/1024", "type": "j", "koid": 1024, "parent": "kernel/vmo", "name": "root"},'
 SVC = '  {"id": "j/1100", "type": "j", "koid": 1100, "parent": "j/1024", "name": "svc"},'
 META = '  {"type": "__META", "timestamp": "2017-06-07T05:51:08.021Z"}'
-
-
-class RecordingSource(SimSource):
-    def __init__(self, kernel: Kernel) -> None:
-        super().__init__(kernel)
-        self.levels: list[Level] = []
-
-    def snapshot(
-        self, level: Level = Level.FULL, processes: Collection[int] | None = None
-    ) -> Snapshot:
-        self.levels.append(level)
-        return super().snapshot(level, processes)
 
 
 class NoSource:

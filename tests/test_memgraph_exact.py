@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Collection
 from fractions import Fraction
 from functools import cache
 from importlib.resources import files
@@ -20,7 +19,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from fixed import FixedSource
+from fixed import FixedSource, RecordingSource
 
 from mxmem.cli import main
 from mxmem.cli.memgraph import HELP
@@ -351,18 +350,7 @@ def test_the_exact_fields_are_printed_in_memgraph_layout(
 
 
 def test_exact_mode_asks_for_page_facts(capsys: pytest.CaptureFixture[str]) -> None:
-    class Recording(SimSource):
-        def __init__(self, kernel: Kernel) -> None:
-            super().__init__(kernel)
-            self.levels: list[Level] = []
-
-        def snapshot(
-            self, level: Level = Level.FULL, processes: Collection[int] | None = None
-        ) -> Snapshot:
-            self.levels.append(level)
-            return super().snapshot(level, processes)
-
-    source = Recording(tiny_world())
+    source = RecordingSource(tiny_world())
     exact_records(capsys, source)
     assert source.levels == [Level.PAGES]
 
