@@ -28,6 +28,7 @@ from typing import TypeVar
 
 import jsonschema
 import pytest
+from clonevm import clone_vm_pair
 from users import as_nobody
 
 from mxmem.cli import main
@@ -484,28 +485,7 @@ def test_vmaps_groups_loaded_objects(spawn: Spawn, capsys: pytest.CaptureFixture
 
 @linux_only
 def test_shared_address_space_is_counted_once(tmp_path: Path) -> None:
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler to build a CLONE_VM child")
-    source = tmp_path / "clonevm.c"
-    source.write_text(
-        "#define _GNU_SOURCE\n#include <sched.h>\n#include <signal.h>\n#include <stdio.h>\n"
-        "#include <stdlib.h>\n#include <unistd.h>\n"
-        "static int child(void *arg) { (void)arg; for (;;) pause(); return 0; }\n"
-        "int main(void) {\n"
-        "  char *stack = malloc(1 << 16);\n"
-        "  int pid = clone(child, stack + (1 << 16), CLONE_VM | SIGCHLD, NULL);\n"
-        '  printf("%d %d\\n", getpid(), pid); fflush(stdout);\n'
-        "  for (;;) pause();\n}\n"
-    )
-    binary = tmp_path / "clonevm"
-    subprocess.run([cc, "-O", "-o", str(binary), str(source)], check=True)
-    proc = subprocess.Popen(
-        [str(binary)], stdout=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        first, second = (int(w) for w in _readline(proc).split())
-        low, high = sorted((first, second))
+    with clone_vm_pair(tmp_path) as (low, high):
         # A shared page's PSS can move and move back between the kernel reads that
         # bracket ours (another process mapping libc briefly): retry such a race.
         for _ in range(20):
@@ -518,15 +498,10 @@ def test_shared_address_space_is_counted_once(tmp_path: Path) -> None:
                 break
             time.sleep(0.05)
         assert HostSource().reader.same_mm(low, high) is True
-        stats = {pid: snap.processes[pid].stats for pid in (first, second)}
+        stats = {pid: snap.processes[pid].stats for pid in (low, high)}
         assert stats[low] is not None and stats[low].pss_bytes == rollup["Pss"]
         assert stats[high] is not None and stats[high].pss_bytes == 0
         assert any("CLONE_VM" in note and f"{high} with {low}" in note for note in snap.notes)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
 
 
 @linux_only

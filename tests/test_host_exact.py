@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from clonevm import clone_vm_pair
 from users import as_nobody
 
 from mxmem.accounting.exact import Attribution, attribute_snapshot
@@ -616,32 +617,7 @@ def test_without_pagemap_scan(scene: Scene, monkeypatch: pytest.MonkeyPatch) -> 
 def test_shared_address_space_is_read_once(tmp_path: Path) -> None:
     """A CLONE_VM sharer (found at Level.PAGES by its status counters, not smaps_rollup)
     is read once, under the lower pid: its pages are that pid's."""
-    import shutil
-
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler to build a CLONE_VM child")
-    source = tmp_path / "clonevm.c"
-    source.write_text(
-        "#define _GNU_SOURCE\n#include <sched.h>\n#include <signal.h>\n#include <stdio.h>\n"
-        "#include <stdlib.h>\n#include <string.h>\n#include <unistd.h>\n"
-        "static int child(void *arg) { (void)arg; for (;;) pause(); return 0; }\n"
-        "int main(void) {\n"
-        "  char *stack = malloc(1 << 16);\n"
-        "  char *heap = malloc(4 << 20); memset(heap, 3, 4 << 20);\n"
-        "  int pid = clone(child, stack + (1 << 16), CLONE_VM | SIGCHLD, NULL);\n"
-        '  printf("%d %d %d\\n", getpid(), pid, heap[12345]); fflush(stdout);\n'
-        "  for (;;) pause();\n}\n"
-    )
-    binary = tmp_path / "clonevm"
-    subprocess.run([cc, "-O", "-o", str(binary), str(source)], check=True)
-    proc = subprocess.Popen(
-        [str(binary)], stdout=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        assert proc.stdout is not None
-        first, second, _ = (int(w) for w in proc.stdout.readline().split())
-        low, high = sorted((first, second))
+    with clone_vm_pair(tmp_path, heap_bytes=4 * MiB) as (low, high):
         snapshot = open_source("host").snapshot(Level.PAGES)
         facts = snapshot.pages
         assert facts is not None and facts.exact
@@ -653,11 +629,6 @@ def test_shared_address_space_is_read_once(tmp_path: Path) -> None:
         attribution = attribute_snapshot(snapshot)
         assert attribution.processes[low].private >= 4 * MiB  # its heap, once
         assert high not in attribution.processes or attribution.processes[high].total == 0
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
 
 
 # --- without root ------------------------------------------------------------------------------
