@@ -26,9 +26,9 @@ from mxmem.accounting.magenta2017 import task_memory
 from mxmem.cli.common import ATTRIBUTIONS, Tool, print_notes
 from mxmem.errors import MxmemError
 from mxmem.model import Level
+from mxmem.render.exact import exact_notes
 from mxmem.render.memgraph import memgraph_view, write_memgraph
 from mxmem.render.text import safe_text
-from mxmem.render.units import format_size
 from mxmem.sources import Source
 
 # memgraph.cpp's help, with the -H line later Zircon's memgraph.cc added.
@@ -199,25 +199,6 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
         )
     print_notes("memgraph", notes, err)
     return 0
-
-
-def exact_notes(exact: bool, notes: Sequence[str], residual_bytes: int) -> list[str]:
-    """What ``--attribution=exact`` must say on standard error: "approximate" when not
-    every figure is page-level, the attribution's notes, and a nonzero residual with its
-    likely causes (the notes) — never hidden."""
-    out: list[str] = []
-    if not exact:
-        out.append("approximate: not every figure of the exact attribution is page-level")
-    out.extend(notes)
-    if residual_bytes != 0:
-        sign = "-" if residual_bytes < 0 else ""
-        causes = " (likely causes: the notes above)" if notes else ""
-        out.append(
-            f"residual: {sign}{format_size(abs(residual_bytes))} ({residual_bytes} bytes)"
-            " of physical memory not accounted for by the processes and named"
-            f" categories{causes}"
-        )
-    return out
 
 
 TOOL = Tool("memgraph", "the whole system (kernel, tasks, VMOs) as JSON records", run)

@@ -26,9 +26,9 @@ from typing import NamedTuple, TextIO
 from mxmem.accounting.exact import attribute_snapshot
 from mxmem.accounting.magenta2017 import task_memory
 from mxmem.cli.common import ATTRIBUTIONS, Tool, print_notes
-from mxmem.cli.memgraph import exact_notes
 from mxmem.errors import MxmemError
 from mxmem.model import Level
+from mxmem.render.exact import exact_notes
 from mxmem.render.jsonout import dumps_json
 from mxmem.render.memgraph import memgraph_view
 from mxmem.render.text import safe_text

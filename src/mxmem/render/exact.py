@@ -9,12 +9,16 @@ parts then add up to the rounded sum, which is the total physical memory exactly
 attribution has no residual, so a process's ATTRIB is the sum of its columns, a job's the
 sum of its processes, and the summary's lines the total, to the byte.
 
-Used by ``ps --attribution=exact``; :func:`attribution_notes` by every exact tool.
+Used by ``ps --attribution=exact``. The stderr notes of exact mode have two wordings
+here, side by side: :func:`attribution_notes` (ps, digest: "approximate attribution:"
+on each note) and :func:`exact_notes` (memgraph, treemap: one "approximate" line and a
+"residual" line). They say the same things; making them one wording would change what
+two of the tools print, so it is left for a change of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -27,6 +31,7 @@ __all__ = [
     "ShownAttribution",
     "ShownShare",
     "attribution_notes",
+    "exact_notes",
     "shown_attribution",
     "signed_size",
     "summary_lines",
@@ -157,6 +162,25 @@ def attribution_notes(
     return notes + [
         n if n.lower().startswith("approximate") else f"{APPROXIMATE}: {n}" for n in extra
     ]
+
+
+def exact_notes(exact: bool, notes: Sequence[str], residual_bytes: int) -> list[str]:
+    """What ``--attribution=exact`` must say on standard error: "approximate" when not
+    every figure is page-level, the attribution's notes, and a nonzero residual with its
+    likely causes (the notes) — never hidden."""
+    out: list[str] = []
+    if not exact:
+        out.append("approximate: not every figure of the exact attribution is page-level")
+    out.extend(notes)
+    if residual_bytes != 0:
+        sign = "-" if residual_bytes < 0 else ""
+        causes = " (likely causes: the notes above)" if notes else ""
+        out.append(
+            f"residual: {sign}{format_size(abs(residual_bytes))} ({residual_bytes} bytes)"
+            " of physical memory not accounted for by the processes and named"
+            f" categories{causes}"
+        )
+    return out
 
 
 def summary_lines(shown: ShownAttribution, *, units: str = "", scope: str = "") -> list[str]:
