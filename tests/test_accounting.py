@@ -15,6 +15,7 @@ from mxmem.model import (
     Level,
     Mapping,
     Perm,
+    Platform,
     Process,
     ProcessState,
     Rights,
@@ -335,6 +336,7 @@ _TS = datetime(2017, 6, 7, tzinfo=UTC)
 def _snapshot(processes: list[Process], vmos: dict[int, Vmo]) -> Snapshot:
     return Snapshot(
         source="test",
+        platform=Platform.MAGENTA,
         level=Level.FULL,
         timestamp=_TS,
         kernel=None,

@@ -99,10 +99,12 @@ def test_round_trip_keeps_every_optional_field() -> None:
             first.koid: replace(first, aspace=aspace, stats=stats),
             second.koid: replace(second, unreadable="permission denied", kernel_thread=True),
         },
-        jobs={**base.jobs, job.koid: replace(job, extra=(("memory.current", 12345),))},
+        jobs={**base.jobs, job.koid: replace(job, charge_bytes=12345, charged_pages_bytes=4096)},
         cpus=(replace(base.cpus[0], syscalls=None, page_faults=None), *base.cpus[1:]),
         cpu_total=replace(base.cpus[0], cpu_number=-1, context_switches=None),
-        notes=("a note", "kernel address space: \u00e9\udcff"),
+        notes=("a note",),
+        kernel_aspace_notes=("kernel address space: \u00e9\udcff",),
+        has_mappings=False,
     )
     assert_same_snapshot(loads(dumps(snapshot), "f"), snapshot)
 

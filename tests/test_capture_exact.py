@@ -113,11 +113,13 @@ def test_round_trip_keeps_every_page_fact_field() -> None:
 
 def test_files_without_page_facts_are_written_and_read_as_before() -> None:
     full = json.loads(dumps(open_source("sim:doc").snapshot(Level.FULL)))
-    # The version-1 keys, in order, and nothing else: older readers read these files.
+    # The version-1 keys, in order, and nothing else: older readers read these files
+    # (they skip "platform", which came later, as they skip any key they do not know).
     assert list(full) == [
         "format",
         "version",
         "source",
+        "platform",
         "level",
         "timestamp",
         "kernel",

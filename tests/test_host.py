@@ -724,11 +724,12 @@ def test_fixture_tree_cgroups(tmp_path: Path, layout: str) -> None:
         "app",
         "web",
     )
-    charge = "memory.current" if layout == "v2" else "memory.usage_in_bytes"
-    assert snap.jobs[app].extra == ((charge, 1234567),)
-    assert snap.jobs[web].extra == ((charge, 7654321),)
+    # memory.current (v2) or memory.usage_in_bytes (v1): the cgroup's own charge.
+    assert snap.jobs[app].charge_bytes == 1234567
+    assert snap.jobs[web].charge_bytes == 7654321
     # v2 has no memory.current at the root; v1 has memory.usage_in_bytes there.
-    assert snap.jobs[root].extra == (() if layout == "v2" else ((charge, 999),))
+    assert snap.jobs[root].charge_bytes == (None if layout == "v2" else 999)
+    assert all(job.charged_pages_bytes is None for job in snap.jobs.values())
     child = snap.processes[100]
     assert (child.name, child.state, child.kernel_thread) == ("fixture)child", "running", False)
     assert child.stats is not None

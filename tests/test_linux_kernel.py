@@ -825,7 +825,7 @@ def test_memgraph_of_the_host_validates_and_makes_a_treemap(
     parts = sum(v for k, v in kernel.items() if k.count("/") == 1 and k != "kernel/physmem")
     assert parts == kernel["kernel/physmem"] > 0
     snapshot = HostSource().snapshot(Level.TASKS)
-    charged = {k for k, j in snapshot.jobs.items() if j.extra}
+    charged = {k for k, j in snapshot.jobs.items() if j.charge_bytes is not None}
     jobs = {r["koid"]: r for r in records if r["type"] == "j"}
     # Jobs come and go with the cgroups; the ones in both have a charge iff cgroup had one.
     for koid in charged & jobs.keys():

@@ -21,7 +21,7 @@ from fixed import FixedSource, RecordingSource
 
 from mxmem.cli import main
 from mxmem.cli.common import Tool
-from mxmem.model import KernelMemory, Level, ObjType, Perm, Rights, Snapshot, ThreadState
+from mxmem.model import KernelMemory, Level, ObjType, Perm, Platform, Rights, Snapshot, ThreadState
 from mxmem.sources import Source, open_source
 from mxmem.sources.sim import PAGE_SIZE, Kernel, SimSource
 from mxmem.sources.sim.kernel import SimProcess, SimVmar
@@ -274,7 +274,12 @@ FIGURES = KernelMemory(
 
 def kernel_only(kernel: KernelMemory | None, moment: datetime) -> Snapshot:
     return Snapshot(
-        source="fixed", level=Level.KMEM, timestamp=moment, kernel=kernel, root_job_koid=None
+        source="fixed",
+        platform=Platform.MAGENTA,
+        level=Level.KMEM,
+        timestamp=moment,
+        kernel=kernel,
+        root_job_koid=None,
     )
 
 

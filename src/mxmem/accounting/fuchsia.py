@@ -44,18 +44,15 @@ def process_vmo_koids(process: Process) -> tuple[int, ...]:
 def with_ancestors(koids: Iterable[int], vmos: Mapping[int, Vmo]) -> dict[int, None]:
     """``koids`` and all their ancestors present in ``vmos``, as an ordered set.
 
-    A koid missing from ``vmos`` is dropped (its committed bytes are unknown); parent
-    koid 0 means "no parent". A parent cycle (which a consistent source never has) stops
-    at the first repeated VMO instead of looping."""
+    A koid missing from ``vmos`` is dropped (its committed bytes are unknown). A parent
+    cycle (which a consistent source never has) stops at the first repeated VMO instead
+    of looping."""
     out: dict[int, None] = {}
     for koid in koids:
-        current = koid
-        while current in vmos and current not in out:
+        current: int | None = koid
+        while current is not None and current in vmos and current not in out:
             out[current] = None
-            parent = vmos[current].parent_koid
-            if parent == 0:
-                break
-            current = parent
+            current = vmos[current].parent_koid
     return out
 
 

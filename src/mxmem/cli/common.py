@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple, TextIO
 
-from mxmem.model import ASPACE_NOTE, Level, Process, Snapshot
+from mxmem.model import Level, Process, Snapshot
 from mxmem.render.text import safe_text
 from mxmem.sources import Advancing, Source, open_source
 from mxmem.sources.capture.memgraph import NO_MAPPINGS_NOTE
@@ -130,7 +130,7 @@ def capture_lacks(snapshot: Snapshot, process: Process | None, *, mappings: bool
     """Why a capture cannot show a process's address space (``mappings``) or its VMO
     references, or ``None`` when it can: a memgraph file has references but no
     addresses; a Fuchsia capture only lists the VMOs each process references."""
-    if mappings and NO_MAPPINGS_NOTE in snapshot.notes:
+    if mappings and not snapshot.has_mappings:
         return NO_MAPPINGS_NOTE
     if (
         process is not None
@@ -167,7 +167,7 @@ def find_process(
             " MX_ERR_ACCESS_DENIED (-30)\n"
         )
         return 1
-    if process.aspace is None and not (NO_MAPPINGS_NOTE in snapshot.notes and process.handles):
+    if process.aspace is None and (snapshot.has_mappings or not process.handles):
         # A process that has exited has no address space left; the kernel answers
         # BAD_STATE to MX_INFO_PROCESS_MAPS/VMOS then.
         err.write(
@@ -178,10 +178,7 @@ def find_process(
     return snapshot, process
 
 
-def print_notes(tool: str, notes: Sequence[str], err: TextIO, *, aspace: bool = False) -> None:
-    """A source's accuracy caveats, one line each, after the output. Notes about the
-    kernel address space (:data:`~mxmem.model.ASPACE_NOTE`) only when ``aspace``: only
-    ``k mx asd kernel`` shows it."""
+def print_notes(tool: str, notes: Sequence[str], err: TextIO) -> None:
+    """A source's accuracy caveats, one line each, after the output."""
     for note in notes:
-        if aspace or not note.startswith(ASPACE_NOTE):
-            err.write(f"{tool}: note: {safe_text(note)}\n")
+        err.write(f"{tool}: note: {safe_text(note)}\n")

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from mxmem.cli.common import Tool, capture_lacks, print_notes
-from mxmem.model import ASPACE_NOTE, Level, Process, Snapshot
+from mxmem.model import Level, Platform, Process, Snapshot
 from mxmem.render.kconsole import (
     USAGE,
     write_all_vmos,
@@ -102,25 +102,19 @@ def _vmos(args: Sequence[str], source: Source, out: TextIO) -> int:
     return 0
 
 
-def _linux(source: Source) -> bool:
-    """Whether the source is a Linux host (``host``, ``host:ROOT``): ``mx ps`` then
-    counts file descriptors by kind rather than Magenta's handle types."""
-    return source.name == "host" or source.name.startswith("host:")
-
-
 def _asd(target: str, source: Source, out: TextIO, err: TextIO) -> int:
     # Reference counts come from the whole system (handles of every process).
     snapshot = source.snapshot(Level.FULL)
     if target == "kernel":
         # What the source could not see of the kernel address space (e.g. vmallocinfo
         # without root), after the dump, on stderr like every tool's notes.
-        notes = [n for n in snapshot.notes if n.startswith(ASPACE_NOTE)]
+        notes = snapshot.kernel_aspace_notes
         if snapshot.kernel_aspace is None:
             out.write("kernel address space not available from this source\n")
-            print_notes("k", notes, err, aspace=True)
+            print_notes("k", notes, err)
             return 1
         write_aspace(snapshot, snapshot.kernel_aspace, out)
-        print_notes("k", notes, err, aspace=True)
+        print_notes("k", notes, err)
         return 0
     process = _process(snapshot, atoul(target), out)
     if process is None:
@@ -172,11 +166,15 @@ def mx(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
         err.write(f"k mx {cmd}: {_LIVE_ONLY[cmd]}\n")
         return 1
     if cmd == "ps":
-        linux = _linux(source)
+        # A Linux system's handles are file descriptors: ``mx ps`` counts them by kind
+        # rather than by Magenta's handle types (whatever source read the snapshot).
         if len(rest) == 1 and rest[0] == "help":
+            linux = source.snapshot(Level.KMEM).platform is Platform.LINUX
             (write_linux_ps_key if linux else write_ps_key)(out)
         else:
-            (write_linux_ps if linux else write_ps)(source.snapshot(Level.FULL), out)
+            snapshot = source.snapshot(Level.FULL)
+            linux = snapshot.platform is Platform.LINUX
+            (write_linux_ps if linux else write_ps)(snapshot, out)
         return 0
     if cmd == "jobs":
         write_jobs(source.snapshot(Level.TASKS), out)

@@ -14,9 +14,9 @@ from mxmem.model.pages import (
     PageKey,
     PageUse,
 )
-from mxmem.model.snapshot import ASPACE_NOTE, Level, Snapshot, WalkEntry
+from mxmem.model.snapshot import ASPACE_NOTE, Level, Platform, Snapshot, WalkEntry
 from mxmem.model.stats import ZERO_STATS, TaskStats
-from mxmem.model.tasks import CGROUP_PAGES, Job, Process, ProcessState, Thread, ThreadState
+from mxmem.model.tasks import Job, Process, ProcessState, Thread, ThreadState
 from mxmem.model.vm import (
     Aspace,
     Handle,
@@ -32,7 +32,6 @@ from mxmem.model.vm import (
 
 __all__ = [
     "ASPACE_NOTE",
-    "CGROUP_PAGES",
     "KERNEL_OBJECTS",
     "KERNEL_STACKS",
     "PAGE_TABLES",
@@ -49,6 +48,7 @@ __all__ = [
     "PageKey",
     "PageUse",
     "Perm",
+    "Platform",
     "Process",
     "ProcessState",
     "Rights",

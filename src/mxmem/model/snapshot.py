@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -15,9 +15,19 @@ from mxmem.model.pages import PageFacts
 from mxmem.model.tasks import Job, Process, Thread
 from mxmem.model.vm import Aspace, Vmo
 
-#: Notes about the kernel address space start with this (e.g. what a source could not
-#: read of it); only the tool that shows that address space prints them.
+#: The wording every note about the kernel address space starts with (what a source could
+#: not read of it); such notes are kept apart, in :attr:`Snapshot.kernel_aspace_notes`.
 ASPACE_NOTE = "kernel address space: "
+
+
+class Platform(StrEnum):
+    """The kind of system a snapshot describes: what its objects mean (a Linux "handle"
+    is a file descriptor, a Magenta one a kernel handle), whatever source read it.
+    A capture file of a system has that system's platform, not its own."""
+
+    MAGENTA = "magenta"  # the simulated kernel, and memgraph JSON of a Magenta system
+    LINUX = "linux"  # the live host (jobs are cgroups, handles file descriptors)
+    FUCHSIA = "fuchsia"  # a Fuchsia memory_monitor capture
 
 
 class Level(IntEnum):
@@ -44,11 +54,14 @@ class Snapshot:
     """One system at one moment, whatever the source.
 
     Objects refer to each other by koid; the ``jobs``/``processes``/``vmos`` maps are
-    read-only views. ``notes`` carries one-line accuracy caveats for the tools to print.
-    ``timestamp`` is when the source took the snapshot (a simulated kernel's own clock).
+    read-only views. ``notes`` carries one-line accuracy caveats for the tools to print;
+    ``kernel_aspace_notes`` those about the kernel address space (only the tool that
+    shows it prints them). ``timestamp`` is when the source took the snapshot (a
+    simulated kernel's own clock).
     """
 
     source: str
+    platform: Platform
     level: Level
     timestamp: datetime
     kernel: KernelMemory | None
@@ -58,6 +71,11 @@ class Snapshot:
     vmos: Mapping[int, Vmo] = field(default_factory=dict)
     kernel_aspace: Aspace | None = None
     notes: tuple[str, ...] = ()
+    kernel_aspace_notes: tuple[str, ...] = ()
+    # False when the source knows which VMOs each process maps but not where (memgraph
+    # JSON): address spaces then hold placeholder mappings at address 0, and tools that
+    # need real addresses refuse the snapshot.
+    has_mappings: bool = True
     # Per-CPU counters, cumulative since boot, in CPU number order; () if the source has
     # none. Every level carries them (they are as cheap as the kernel memory figures).
     cpus: tuple[CpuStats, ...] = ()

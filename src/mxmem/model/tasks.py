@@ -63,11 +63,6 @@ class Process:
     vmo_koids: tuple[int, ...] | None = None
 
 
-#: A :attr:`Job.extra` key: the bytes of the mapped pages a source read page by page that
-#: the kernel charges to the job (a Linux host's ``/proc/kpagecgroup``, at Level.PAGES).
-CGROUP_PAGES = "kpagecgroup"
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Job:
     koid: int
@@ -75,5 +70,10 @@ class Job:
     name: str
     process_koids: tuple[int, ...] = ()
     child_koids: tuple[int, ...] = ()
-    # Source-specific figures about the job itself (e.g. a cgroup's memory charge).
-    extra: tuple[tuple[str, int], ...] = ()
+    # The job's own memory charge, where the source reports one: a Linux cgroup's
+    # ``memory.current`` (v2) or ``memory.usage_in_bytes`` (v1). Not the sum of its
+    # processes' figures.
+    charge_bytes: int | None = None
+    # The bytes of the mapped pages a source read page by page that the kernel charges to
+    # the job (a Linux host's ``/proc/kpagecgroup``, at Level.PAGES); None otherwise.
+    charged_pages_bytes: int | None = None

@@ -172,18 +172,18 @@ class Vmo(NamedTuple):
     """A virtual memory object.
 
     ``koid`` is unique in a snapshot. ``kernel_only`` VMOs were never given a user koid
-    (Magenta prints them as koid 0). ``parent_koid`` is 0 unless the VMO is a
-    copy-on-write clone. ``share_count`` is the kernel's figure: 1 for a VMO with fewer
-    than two mappings, else the number of distinct address spaces mapping it.
-    ``phys_base`` is the first physical address of a ``physical`` VMO (a device range;
-    ``k mx asd`` prints it), 0 otherwise.
+    (Magenta prints them as koid 0). ``parent_koid`` is ``None`` unless the VMO is a
+    copy-on-write clone (as a job's is ``None`` for the root job). ``share_count`` is the
+    kernel's figure: 1 for a VMO with fewer than two mappings, else the number of distinct
+    address spaces mapping it. ``phys_base`` is the first physical address of a
+    ``physical`` VMO (a device range; ``k mx asd`` prints it), 0 otherwise.
     """
 
     koid: int
     name: str
     size_bytes: int
     committed_bytes: int
-    parent_koid: int = 0
+    parent_koid: int | None = None
     num_children: int = 0
     num_mappings: int = 0
     share_count: int = 1

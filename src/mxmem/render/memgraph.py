@@ -49,7 +49,6 @@ from mxmem.accounting.exact import Attribution, integer_parts
 from mxmem.accounting.magenta2017 import TaskMemory
 from mxmem.model import Handle, Job, KernelMemory, ObjType, Process, Snapshot, Thread
 from mxmem.render.jsonout import JsonValue
-from mxmem.render.ps import job_charge_bytes
 from mxmem.render.vmos import VmoRow, rights_names, vmos_rows
 
 __all__ = [
@@ -454,9 +453,8 @@ def memgraph_view(
                 "parent": root_parent if obj.parent_koid is None else f"j/{obj.parent_koid}",
                 "name": obj.name,
             }
-            charge = job_charge_bytes(obj)
-            if charge is not None:
-                job["charge_bytes"] = charge
+            if obj.charge_bytes is not None:
+                job["charge_bytes"] = obj.charge_bytes
             if exact is not None:
                 job["attributed_bytes"] = exact.jobs.get(obj.koid, 0)
             records.append(job)

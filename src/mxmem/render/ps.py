@@ -23,18 +23,16 @@ from __future__ import annotations
 from typing import NamedTuple, TextIO
 
 from mxmem.accounting.magenta2017 import TaskMemory
-from mxmem.model import CGROUP_PAGES, Job, Process, Snapshot, Thread
+from mxmem.model import Job, Process, Snapshot, Thread
 from mxmem.render.exact import ShownAttribution, ShownShare, summary_lines
 from mxmem.render.jsonout import JsonValue
 from mxmem.render.text import safe_text
 from mxmem.render.units import format_size
 
 __all__ = [
-    "CHARGE_KEYS",
     "ExactRow",
     "PsRow",
     "exact_rows",
-    "job_charge_bytes",
     "ps_exact_json",
     "ps_json",
     "ps_rows",
@@ -43,19 +41,6 @@ __all__ = [
     "write_ps",
     "write_ps_exact",
 ]
-
-#: The :attr:`Job.extra` keys that hold a job's own memory charge: a cgroup's
-#: ``memory.current`` (v2) or ``memory.usage_in_bytes`` (v1).
-CHARGE_KEYS = ("memory.current", "memory.usage_in_bytes")
-
-
-def job_charge_bytes(job: Job) -> int | None:
-    """The job's own memory charge (its cgroup's), if the source reports one."""
-    for key, value in job.extra:
-        if key in CHARGE_KEYS:
-            return value
-    return None
-
 
 def reports_swap(snapshot: Snapshot) -> bool:
     """Whether the source reports per-process figures of its own (the Linux host's
@@ -133,7 +118,7 @@ def ps_rows(
                     totals.private_bytes if totals is not None else None,
                     None,
                     None,
-                    charge_bytes=job_charge_bytes(obj),
+                    charge_bytes=obj.charge_bytes,
                 )
             )
         elif jobs_only:
@@ -287,7 +272,6 @@ def exact_rows(
     for depth, kind, obj in snapshot.walk(job_koid, threads=threads and not jobs_only):
         if isinstance(obj, Job):
             share = jobs.get(obj.koid, ShownShare())
-            pages = dict(obj.extra).get(CGROUP_PAGES)
             rows.append(
                 ExactRow(
                     depth,
@@ -296,8 +280,8 @@ def exact_rows(
                     obj.parent_koid,
                     obj.name,
                     share,
-                    charge_bytes=job_charge_bytes(obj),
-                    charged_pages_bytes=pages,
+                    charge_bytes=obj.charge_bytes,
+                    charged_pages_bytes=obj.charged_pages_bytes,
                 )
             )
         elif jobs_only:

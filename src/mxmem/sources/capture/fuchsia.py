@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from mxmem.errors import SourceError
-from mxmem.model import Job, KernelMemory, Level, Process, Snapshot, TaskStats, Vmo
+from mxmem.model import Job, KernelMemory, Level, Platform, Process, Snapshot, TaskStats, Vmo
 from mxmem.sources.capture._check import U64_LIMIT, describe
 
 __all__ = ["CAPTURE_EPOCH", "ROOT_JOB_KOID", "load"]
@@ -198,6 +198,7 @@ def _snapshot(r: _Reader, data: Any) -> Snapshot:
     )
     return Snapshot(
         source=f"fuchsia:{r.name}",
+        platform=Platform.FUCHSIA,
         level=Level.FULL,
         timestamp=CAPTURE_EPOCH + timedelta(microseconds=time_ns // 1000),
         kernel=kernel,
@@ -239,7 +240,8 @@ def _vmos(
             name=names[name_index],
             size_bytes=allocated,
             committed_bytes=committed,
-            parent_koid=parent,
+            # Fuchsia's "no parent" is koid 0 (ZX_KOID_INVALID).
+            parent_koid=parent or None,
         )
         paths[koid] = row_path
     children: dict[int, int] = {}
@@ -258,16 +260,13 @@ def _check_parents(r: _Reader, vmos: dict[int, Vmo], paths: dict[int, str]) -> N
     for start in vmos:
         chain: list[int] = []
         on_chain: set[int] = set()
-        koid = start
-        while koid in vmos and koid not in done:
+        koid: int | None = start
+        while koid is not None and koid in vmos and koid not in done:
             if koid in on_chain:
                 raise r.fail(paths[koid], f"VMO {koid} is its own ancestor (a parent cycle)")
             chain.append(koid)
             on_chain.add(koid)
-            parent = vmos[koid].parent_koid
-            if parent == 0:
-                break
-            koid = parent
+            koid = vmos[koid].parent_koid
         done.update(chain)
 
 
@@ -300,9 +299,10 @@ def _summary_stats(processes: dict[int, Process], vmos: Mapping[int, Vmo]) -> di
     share: dict[int, int] = {}
     for pkoid, process in processes.items():
         vmo_set: set[int] = set()
-        for koid in process.vmo_koids or ():
+        for start in process.vmo_koids or ():
             # Ancestors too; parents are acyclic (checked), a missing one ends the chain.
-            while koid in vmos and koid not in vmo_set:
+            koid: int | None = start
+            while koid is not None and koid in vmos and koid not in vmo_set:
                 vmo_set.add(koid)
                 koid = vmos[koid].parent_koid
         sets[pkoid] = vmo_set

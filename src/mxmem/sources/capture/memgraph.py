@@ -15,7 +15,8 @@ memgraph records no mappings: only *which* VMOs a process maps. A process's ``MA
 refs are kept as zero-sized mappings at address 0 in a placeholder address space, so
 ``vmos`` and ``memgraph -v`` can list them, and the snapshot carries
 :data:`NO_MAPPINGS_NOTE`: ``vmaps`` (and anything else that needs real addresses)
-refuses such a capture rather than print made-up addresses.
+refuses such a capture rather than print made-up addresses (the snapshot's
+``has_mappings`` is False).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from mxmem.model import (
     Level,
     Mapping,
     ObjType,
+    Platform,
     Process,
     Rights,
     Snapshot,
@@ -43,13 +45,11 @@ from mxmem.model import (
 )
 from mxmem.sources.capture._check import Checker
 
-__all__ = ["CHARGE_KEY", "NO_MAPPINGS_NOTE", "from_records"]
+__all__ = ["NO_MAPPINGS_NOTE", "from_records"]
 
-#: The note every memgraph capture carries; tools that need mappings check for it.
+#: The note every memgraph capture carries (its ``has_mappings`` is False), and what
+#: tools that need mappings say when they refuse one.
 NO_MAPPINGS_NOTE = "this capture has no address spaces (memgraph JSON records no mappings)"
-
-#: The job extra a ``charge_bytes`` field becomes (the name cgroup v2 gives it).
-CHARGE_KEY = "memory.current"
 
 _KERNEL_NAMES = {
     "physmem": "total_bytes",
@@ -261,7 +261,7 @@ def _vmos(
             name=reader.str_(entry.get("name"), f"{where}.name"),
             size_bytes=ints["size_bytes"],
             committed_bytes=ints["committed_bytes"],
-            parent_koid=ints["parent_koid"],
+            parent_koid=ints["parent_koid"] or None,  # memgraph's "no parent" is 0
             num_children=ints["num_children"],
             num_mappings=ints["num_mappings"],
             share_count=ints["share_count"],
@@ -401,12 +401,13 @@ def _build(
             name=name,
             process_koids=tuple(job_processes[koid]),
             child_koids=tuple(children[koid]),
-            extra=() if charge is None else ((CHARGE_KEY, charge),),
+            charge_bytes=charge,
         )
         for koid, (parent, name, _place, charge) in jobs_raw.items()
     }
     return Snapshot(
         source=f"capture:{where}",
+        platform=Platform.MAGENTA,
         level=Level.FULL if full else Level.TASKS,
         timestamp=timestamp,
         kernel=kernel,
@@ -415,4 +416,5 @@ def _build(
         processes=processes,
         vmos=dict(sorted(vmos.items())),
         notes=tuple(notes),
+        has_mappings=False,
     )

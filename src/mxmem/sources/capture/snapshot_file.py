@@ -13,6 +13,14 @@ A snapshot taken at ``Level.PAGES`` carries its page facts (exact attribution, i
 under the optional top-level key ``pages``; a file without it reads as before, so files
 written before page facts existed still load, and a snapshot without page facts is still
 written byte for byte as before.
+
+The model's typed facts are written in version 1's own terms, so readers of either age
+read files of either age: the platform is the key ``platform`` (a file without it was
+written before it existed: inferred from ``source``), a job's charges are its
+``[[key, value]]`` extras (``memory.current``, ``kpagecgroup``), a VMO without a parent
+has parent koid 0, the notes about the kernel address space are the ``notes`` starting
+with ``"kernel address space: "``, and a snapshot without real mappings (a memgraph
+capture's) has ``"has_mappings": false`` (or, written before that key, its note).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from mxmem.model import (
+    ASPACE_NOTE,
     Aspace,
     CpuStats,
     Handle,
@@ -36,6 +45,7 @@ from mxmem.model import (
     PageFacts,
     PageKey,
     PageUse,
+    Platform,
     Process,
     ProcessState,
     Snapshot,
@@ -46,6 +56,7 @@ from mxmem.model import (
     Vmo,
 )
 from mxmem.sources.capture._check import Checker, describe
+from mxmem.sources.capture.memgraph import NO_MAPPINGS_NOTE
 
 __all__ = ["FORMAT", "VERSION", "dumps", "from_json", "loads", "to_json"]
 
@@ -58,6 +69,12 @@ MAX_VMAR_DEPTH = 64
 
 _VMO_PHYSICAL = 1
 _VMO_KERNEL_ONLY = 2
+
+# A job's charges as version-1 extras: the key each is written under, and every key read
+# as it (a file from a cgroup v1 host says usage_in_bytes; all are the cgroup's charge).
+_CHARGE = "memory.current"
+_CHARGE_KEYS = (_CHARGE, "memory.usage_in_bytes")
+_CHARGED_PAGES = "kpagecgroup"
 
 _KERNEL_FIELDS = tuple(f.name for f in fields(KernelMemory))
 _CPU_FIELDS = tuple(f.name for f in fields(CpuStats))
@@ -138,7 +155,7 @@ def _vmo(v: Vmo) -> list[Any]:
         v.name,
         v.size_bytes,
         v.committed_bytes,
-        v.parent_koid,
+        0 if v.parent_koid is None else v.parent_koid,
         v.num_children,
         v.num_mappings,
         v.share_count,
@@ -174,6 +191,15 @@ def _page_facts(facts: PageFacts) -> dict[str, Any]:
     }
 
 
+def _job_extras(job: Job) -> list[list[Any]]:
+    out: list[list[Any]] = []
+    if job.charge_bytes is not None:
+        out.append([_CHARGE, job.charge_bytes])
+    if job.charged_pages_bytes is not None:
+        out.append([_CHARGED_PAGES, job.charged_pages_bytes])
+    return out
+
+
 def to_json(snapshot: Snapshot) -> dict[str, Any]:
     """The snapshot as a JSON-ready object (``format`` and ``version`` first; ``pages``
     only when the snapshot has page facts)."""
@@ -182,6 +208,7 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
         "format": FORMAT,
         "version": VERSION,
         "source": snapshot.source,
+        "platform": snapshot.platform.value,
         "level": snapshot.level.name,
         "timestamp": snapshot.timestamp.isoformat(),
         "kernel": None if kernel is None else {n: getattr(kernel, n) for n in _KERNEL_FIELDS},
@@ -195,15 +222,17 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
                 j.name,
                 list(j.process_koids),
                 list(j.child_koids),
-                [[k, v] for k, v in j.extra],
+                _job_extras(j),
             ]
             for j in snapshot.jobs.values()
         ],
         "processes": [_process(p) for p in snapshot.processes.values()],
         "vmos": [_vmo(v) for v in snapshot.vmos.values()],
         "kernel_aspace": _aspace(snapshot.kernel_aspace),
-        "notes": list(snapshot.notes),
+        "notes": [*snapshot.notes, *snapshot.kernel_aspace_notes],
     }
+    if not snapshot.has_mappings:
+        out["has_mappings"] = False
     if snapshot.pages is not None:
         out["pages"] = _page_facts(snapshot.pages)
     return out
@@ -342,18 +371,26 @@ class _Loader(Checker):
 
     def job(self, value: object, place: str) -> Job:
         items = self.list_(value, place, 6)
-        extra: list[tuple[str, int]] = []
+        charge: int | None = None
+        pages: int | None = None
         for i, pair in enumerate(self.list_(items[5], f"{place}[5]")):
             where = f"{place}[5][{i}]"
             kv = self.list_(pair, where, 2)
-            extra.append((self.str_(kv[0], f"{where}[0]"), self.int_(kv[1], f"{where}[1]")))
+            key = self.str_(kv[0], f"{where}[0]")
+            amount = self.int_(kv[1], f"{where}[1]")
+            # Another key (none has been written) names nothing the model holds.
+            if key in _CHARGE_KEYS:
+                charge = amount
+            elif key == _CHARGED_PAGES:
+                pages = amount
         return Job(
             koid=self.int_(items[0], f"{place}[0]"),
             parent_koid=self.opt_int(items[1], f"{place}[1]"),
             name=self.str_(items[2], f"{place}[2]"),
             process_koids=self.koids(items[3], f"{place}[3]"),
             child_koids=self.koids(items[4], f"{place}[4]"),
-            extra=tuple(extra),
+            charge_bytes=charge,
+            charged_pages_bytes=pages,
         )
 
     def koids(self, value: object, place: str) -> tuple[int, ...]:
@@ -370,7 +407,7 @@ class _Loader(Checker):
             name=self.str_(items[1], f"{place}[1]"),
             size_bytes=size,
             committed_bytes=committed,
-            parent_koid=parent,
+            parent_koid=parent or None,  # 0: no parent
             num_children=children,
             num_mappings=mappings,
             share_count=share,
@@ -540,11 +577,21 @@ def _check_references(loader: _Loader, snap: Snapshot) -> None:
         parent = vmo.parent_koid
         # A parent missing from $.vmos ends the chain: memgraph and Fuchsia captures list
         # only the VMOs processes reference, and a snapshot of one is saved as it is.
-        while parent and parent in vmos:
+        while parent is not None and parent in vmos:
             steps += 1
             if steps > len(vmos):
                 loader.fail(f"$.vmos[{i}][4]", f"VMO {vmo.koid}'s parent chain is a cycle")
             parent = vmos[parent].parent_koid
+
+
+def _platform_of(source: str) -> Platform:
+    """The platform of a file written before ``platform`` was: its source's name tells
+    it (the host source is ``host`` or ``host:ROOT``; a Fuchsia capture ``fuchsia:F``)."""
+    if source == "host" or source.startswith("host:"):
+        return Platform.LINUX
+    if source.startswith("fuchsia:"):
+        return Platform.FUCHSIA
+    return Platform.MAGENTA
 
 
 def from_json(document: object, where: str) -> Snapshot:
@@ -585,8 +632,18 @@ def from_json(document: object, where: str) -> Snapshot:
         loader.str_(n, f"$.notes[{i}]")
         for i, n in enumerate(loader.list_(top.get("notes"), "$.notes"))
     )
+    source = loader.str_(top.get("source"), "$.source")
+    if "platform" in top:
+        platform = loader.enum_value(Platform, top["platform"], "$.platform")
+    else:
+        platform = _platform_of(source)
+    if "has_mappings" in top:
+        has_mappings = loader.bool_(top["has_mappings"], "$.has_mappings")
+    else:
+        has_mappings = NO_MAPPINGS_NOTE not in notes
     snapshot = Snapshot(
-        source=loader.str_(top.get("source"), "$.source"),
+        source=source,
+        platform=platform,
         level=loader.level(top.get("level"), "$.level"),
         timestamp=loader.timestamp(top.get("timestamp"), "$.timestamp"),
         kernel=kernel,
@@ -595,7 +652,9 @@ def from_json(document: object, where: str) -> Snapshot:
         processes={p.koid: p for p in processes},
         vmos={v.koid: v for v in vmos},
         kernel_aspace=loader.aspace(top.get("kernel_aspace"), "$.kernel_aspace"),
-        notes=notes,
+        notes=tuple(n for n in notes if not n.startswith(ASPACE_NOTE)),
+        kernel_aspace_notes=tuple(n for n in notes if n.startswith(ASPACE_NOTE)),
+        has_mappings=has_mappings,
         cpus=cpus,
         cpu_total=cpu_total,
         pages=None if top.get("pages") is None else loader.page_facts(top["pages"], "$.pages"),

@@ -115,11 +115,12 @@ def nearest_cgroup(nodes: Mapping[str, CgroupNode], path: str | None) -> str:
 def cgroup_jobs(
     nodes: Mapping[str, CgroupNode],
     placement: Mapping[int, str],
-    charges: Mapping[str, tuple[tuple[str, int], ...]],
+    charges: Mapping[str, int],
 ) -> tuple[int, dict[int, Job]]:
     """The root job's koid and every job: one per cgroup, with the processes
     ``placement`` puts there (pid → cgroup path, already resolved by
-    :func:`nearest_cgroup`) in pid order and ``charges`` as :attr:`Job.extra`."""
+    :func:`nearest_cgroup`) in pid order and ``charges`` (cgroup path → bytes) as
+    :attr:`Job.charge_bytes`."""
     members: dict[str, list[int]] = {path: [] for path in nodes}
     for pid, path in placement.items():
         members[path].append(pid)
@@ -135,7 +136,7 @@ def cgroup_jobs(
             name=node.name,
             process_koids=tuple(sorted(members[path])),
             child_koids=tuple(children[path]),
-            extra=charges.get(path, ()),
+            charge_bytes=charges.get(path),
         )
     return nodes["/"].inode, jobs
 

@@ -8,7 +8,7 @@ model               Linux
 job                 a cgroup of the memory controller (v2 if it carries ``memory``, else
                     the v1 ``memory`` hierarchy; hybrid layouts are handled); koid = the
                     cgroup directory's inode, name = the directory name, the hierarchy
-                    root is ``root``. ``Job.extra`` = the cgroup's own charge
+                    root is ``root``. ``Job.charge_bytes`` = the cgroup's own charge
                     (``memory.current`` v2, ``memory.usage_in_bytes`` v1: one small read
                     per cgroup). Without a readable hierarchy: the process tree (job P
                     holds P's children, root job koid 0). See :mod:`.cgroups`.
@@ -86,7 +86,7 @@ page facts          (Level.PAGES: the whole-system FULL snapshot, a process list
                     ignored) ``Snapshot.pages`` from ``pagemap`` + ``kpagecount`` for every
                     readable process (root), else each process's PSS marked approximate.
                     With root, ``/proc/kpagecgroup`` of the same pages gives each job
-                    ``Job.extra`` ``kpagecgroup``: the bytes of the mapped pages read
+                    ``charged_pages_bytes``: the bytes of the mapped pages read
                     that the kernel charges to its cgroup.
                     With root, PAGES differs from FULL in where the figures come from,
                     not in what they mean: each process's VMAs are read from ``maps``
@@ -127,7 +127,6 @@ from datetime import UTC, datetime
 
 from mxmem.errors import SourceError
 from mxmem.model import (
-    CGROUP_PAGES,
     ZERO_STATS,
     Aspace,
     Handle,
@@ -137,6 +136,7 @@ from mxmem.model import (
     Mapping,
     ObjType,
     Perm,
+    Platform,
     Process,
     ProcessState,
     Rights,
@@ -420,10 +420,10 @@ def _page_kind(acc: _VmoAcc) -> str:
 
 
 def _with_cgroup_pages(jobs: dict[int, Job], charged: dict[int, int]) -> dict[int, Job]:
-    """Jobs whose cgroup has mapped pages charged to it gain ``Job.extra`` CGROUP_PAGES
+    """Jobs whose cgroup has mapped pages charged to it gain ``charged_pages_bytes``
     (a job's koid is its cgroup directory's inode, which is what kpagecgroup names)."""
     return {
-        koid: dataclasses.replace(job, extra=(*job.extra, (CGROUP_PAGES, charged[koid])))
+        koid: dataclasses.replace(job, charged_pages_bytes=charged[koid])
         if koid in charged
         else job
         for koid, job in jobs.items()
@@ -547,6 +547,7 @@ class _Scan:
         whole = processes is None or level >= Level.PAGES
         self.wanted = None if whole or processes is None else set(processes)
         self.notes: list[str] = []
+        self.aspace_notes: tuple[str, ...] = ()  # about the kernel address space
         self.koids: dict[int, tuple[object, ...]] = {}
         self.page_kinds: dict[int, str] = {}  # VMO koid -> what .pages reads of it
         self.page_size = 4096
@@ -566,6 +567,7 @@ class _Scan:
         if self.level < Level.TASKS:
             return Snapshot(
                 source=name,
+                platform=Platform.LINUX,
                 level=self.level,
                 timestamp=now,
                 kernel=kernel,
@@ -637,6 +639,7 @@ class _Scan:
         self._unreadable_note(processes)
         return Snapshot(
             source=name,
+            platform=Platform.LINUX,
             level=self.level,
             timestamp=now,
             kernel=kernel,
@@ -646,6 +649,7 @@ class _Scan:
             vmos=vmos,
             kernel_aspace=kernel_aspace,
             notes=tuple(self.notes),
+            kernel_aspace_notes=self.aspace_notes,
             cpus=cpus,
             cpu_total=cpu_total,
             pages=pages,
@@ -669,7 +673,7 @@ class _Scan:
         """The kernel address space, and the kernel's own VMOs listed before the others
         (the oldest: the kernel made them at boot). See :mod:`.kernel`."""
         space = read_kernel_space(self.reader, self.meminfo, self._koid)
-        self.notes.extend(space.notes)
+        self.aspace_notes = tuple(space.notes)
         return space.aspace, {**{v.koid: v for v in space.vmos}, **vmos}
 
     def _mounts(self, pid: int | str) -> list[Mount]:
@@ -952,16 +956,16 @@ class _Scan:
 
     def _charges(
         self, hierarchy: cgroups.Hierarchy, nodes: dict[str, cgroups.CgroupNode]
-    ) -> dict[str, tuple[tuple[str, int], ...]]:
+    ) -> dict[str, int]:
         top = self.reader.host_path(hierarchy.mount_point)
-        charges: dict[str, tuple[tuple[str, int], ...]] = {}
+        charges: dict[str, int] = {}
         for path in nodes:
             directory = top if path == "/" else top + path
             try:
                 value = int(self.reader.read(f"{directory}/{hierarchy.charge_file}"))
             except (Unreadable, ValueError):
                 continue  # v2 has no memory.current in the root cgroup
-            charges[path] = ((hierarchy.charge_file, value),)
+            charges[path] = value
         return charges
 
     def _process(

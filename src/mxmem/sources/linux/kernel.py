@@ -375,8 +375,8 @@ def kernel_vmos(meminfo: dict[str, int], koid_of: KoidOf, *, vmalloc: bool) -> l
 
 class KernelSpace(NamedTuple):
     """The kernel address space (``None`` where the layout is unknown), every kernel VMO
-    in listing order (the ones it maps first), and notes starting with :data:`ASPACE_NOTE`
-    (plus general ones)."""
+    in listing order (the ones it maps first), and notes about the kernel address space
+    (each starting with :data:`ASPACE_NOTE`; the snapshot's ``kernel_aspace_notes``)."""
 
     aspace: Aspace | None
     vmos: list[Vmo]

@@ -13,6 +13,7 @@ from mxmem.model import (
     KernelMemory,
     Level,
     Mapping,
+    Platform,
     Process,
     Snapshot,
     Thread,
@@ -68,7 +69,7 @@ def _vmo(vmo: SimVmo) -> Vmo:
         name=vmo.name,
         size_bytes=vmo.size,
         committed_bytes=vmo.committed_pages * PAGE_SIZE,
-        parent_koid=vmo.parent.koid if vmo.parent is not None else 0,
+        parent_koid=vmo.parent.koid if vmo.parent is not None else None,
         num_children=len(vmo.children),
         num_mappings=len(vmo.mappings),
         share_count=vmo.share_count(),
@@ -183,6 +184,7 @@ def kernel_snapshot(
         vmos = {v.koid: _vmo(v) for v in used}
     return Snapshot(
         source=source,
+        platform=Platform.MAGENTA,
         level=level,
         timestamp=SIM_EPOCH + timedelta(microseconds=kernel.clock_ns // 1000),
         kernel=kernel_memory(kernel),
