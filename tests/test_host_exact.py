@@ -30,7 +30,7 @@ from clonevm import clone_vm_pair
 from users import as_nobody
 
 from mxmem.accounting.exact import Attribution, attribute_snapshot
-from mxmem.model import CGROUP_PAGES, KERNEL_STACKS, PAGE_TABLES, Level, ObjType, Snapshot
+from mxmem.model import KERNEL_STACKS, PAGE_TABLES, Level, ObjType, Snapshot
 from mxmem.sources import open_source
 from mxmem.sources.linux import host, pages, reader
 from mxmem.sources.linux.procfs import parse_smaps, parse_smaps_rollup
@@ -378,11 +378,11 @@ def test_cgroup_pages_from_kpagecgroup(scene: Scene) -> None:
     report = scene.reports["cow"]
     parent = _int(report["parent"])
     job = scene.snapshot.jobs[scene.snapshot.processes[parent].job_koid]
-    charged = dict(job.extra)
-    assert charged[CGROUP_PAGES] >= (N + K * M) * PAGE
+    assert job.charged_pages_bytes is not None
+    assert job.charged_pages_bytes >= (N + K * M) * PAGE
     # The pages charged are mapped pages read, each once: never more than the processes'
     # private and shared bytes together (which also hold descriptor-held objects).
-    everyone = sum(dict(j.extra).get(CGROUP_PAGES, 0) for j in scene.snapshot.jobs.values())
+    everyone = sum(j.charged_pages_bytes or 0 for j in scene.snapshot.jobs.values())
     attributed = sum(
         (s.private + s.shared for s in scene.attribution.processes.values()), Fraction(0)
     )

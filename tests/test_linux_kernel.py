@@ -956,7 +956,9 @@ def test_notes_about_the_kernel_aspace_only_reach_asd(
 ) -> None:
     source = _kernel_tree(tmp_path)
     snapshot = source.snapshot(Level.FULL)
-    assert any(n.startswith(ASPACE_NOTE) for n in snapshot.notes)
+    assert snapshot.kernel_aspace_notes
+    assert all(n.startswith(ASPACE_NOTE) for n in snapshot.kernel_aspace_notes)
+    assert not any(n.startswith(ASPACE_NOTE) for n in snapshot.notes)
     assert main(["memgraph", "-v"], source=source) == 0
     assert ASPACE_NOTE not in capsys.readouterr().err
     vmos = snapshot.vmos.values()

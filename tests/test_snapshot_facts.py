@@ -184,6 +184,7 @@ def test_a_saved_memgraph_capture_still_has_no_mappings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = run(["--sim", "memgraph", "-v"], capsys)
+    assert code == 0
     snap = load_capture(out.encode(), "m.json")
     saved = json.loads(dumps(snap))
     assert saved["has_mappings"] is False and saved["platform"] == "magenta"
