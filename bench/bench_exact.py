@@ -122,6 +122,7 @@ LIBRARY = """
 import json, sys, threading, time
 t0 = time.perf_counter()
 import mxmem.sources.linux.host as host
+import mxmem.sources.linux.pagefacts as pagefacts
 import mxmem.sources.linux.reader as reader
 from mxmem.accounting.exact import attribute_snapshot
 from mxmem.model import Level
@@ -142,7 +143,7 @@ def timed(owner, name, key):
 timed(host, "map_in_threads", "records")
 timed(host._Scan, "_page_table", "table")
 timed(host._Scan, "_full", "full")
-timed(host, "host_page_facts", "facts")
+timed(pagefacts, "host_page_facts", "facts")
 timed(reader.Pagemap, "present", "probes")
 timed(reader.Pagemap, "read", "pagemap")
 snapshot = open_source("host").snapshot(Level.PAGES)

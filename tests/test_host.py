@@ -48,6 +48,60 @@ linux_only = pytest.mark.skipif(not LINUX, reason="needs Linux /proc with smaps_
 ROOT = LINUX and os.geteuid() == 0
 
 
+# --- start-up: ps imports only what it uses ----------------------------------------------
+
+# Runs one command in a fresh interpreter and prints its exit code and the page-level
+# modules it imported: numpy costs 60-180 ms, more than ps's whole scan of a quiet host.
+IMPORTS_SCRIPT = """
+import sys
+from mxmem.cli import main
+code = main(sys.argv[1:])
+print(code, *sorted(m for m in sys.modules if m.split(".")[0] == "numpy"
+                    or m in ("mxmem.sources.linux.pagemap", "mxmem.sources.linux.pagefacts")))
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["--host", "ps"], marks=linux_only),
+        pytest.param(["--host", "ps", "-T"], marks=linux_only),
+        ["--sim", "ps"],
+    ],
+)
+def test_ps_imports_no_numpy(args: list[str]) -> None:
+    """2017 attribution never reads pages, so ``mxmem ps`` must not import numpy (nor the
+    page modules that need it); exact mode imports them when it reads pages."""
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    path = os.environ.get("PYTHONPATH")
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORTS_SCRIPT, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": src + (os.pathsep + path if path else "")},
+        check=True,
+        timeout=120,
+    )
+    assert proc.stdout.splitlines()[-1].split() == ["0"]
+
+
+@pytest.mark.skipif(not ROOT, reason="page-level reads need root")
+def test_exact_mode_imports_the_page_modules_when_it_reads_pages() -> None:
+    """(The test above is not vacuous: the same script sees them when pages are read.)"""
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORTS_SCRIPT, "--host", "ps", "--attribution=exact"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": src},
+        check=True,
+        timeout=300,
+    )
+    found = proc.stdout.splitlines()[-1].split()
+    assert found[0] == "0"
+    assert {"numpy", "mxmem.sources.linux.pagemap", "mxmem.sources.linux.pagefacts"} <= set(found)
+
+
 # --- the kernel's own figures, parsed without mxmem ------------------------------------
 
 

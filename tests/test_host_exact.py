@@ -32,7 +32,7 @@ from users import as_nobody
 from mxmem.accounting.exact import Attribution, attribute_snapshot
 from mxmem.model import KERNEL_STACKS, PAGE_TABLES, Level, ObjType, Snapshot
 from mxmem.sources import open_source
-from mxmem.sources.linux import host, pages, reader
+from mxmem.sources.linux import pagemap, pagetable, pageusers, reader
 from mxmem.sources.linux.procfs import parse_smaps, parse_smaps_rollup
 
 PAGE = 4096
@@ -559,7 +559,7 @@ def test_sparse_reservation_is_not_read_whole(scene: Scene) -> None:
     assert _by_vmo(scene.attribution, pid, koid) == SPARSE_PAGES * PAGE
     # 64 GiB of address space is 128 MiB of pagemap; PAGEMAP_SCAN finds the three
     # pages, and only their entries are read (plus the rest of the process).
-    if pages.page_access(reader.ProcReader()) == pages.PageAccess(scan=True):
+    if pagemap.page_access(reader.ProcReader()) == pagemap.PageAccess(scan=True):
         assert scene.read[pid] < 1 << 20
 
 
@@ -589,7 +589,7 @@ def test_without_pagemap_scan(scene: Scene, monkeypatch: pytest.MonkeyPatch) -> 
     """Before Linux 6.7 (no PAGEMAP_SCAN): VMAs are read whole, and a process with a
     VMA too large for that reads smaps and reads its large VMAs only until smaps' Rss is
     found; the figures and the attribution are the same."""
-    monkeypatch.setattr(host, "page_access", lambda _: pages.PageAccess(scan=False))
+    monkeypatch.setattr(pagemap, "page_access", lambda _: pagemap.PageAccess(scan=False))
     with counting_pagemap_reads() as read:
         snapshot = open_source("host").snapshot(Level.PAGES)
     attribution = attribute_snapshot(snapshot)
@@ -713,7 +713,7 @@ class _Counts:
         return bytearray(b"".join((1).to_bytes(8, "little") * (s // 8) for s in sizes))
 
 
-def _table(entries: list[tuple[int, int, int]], limit: int | None) -> pages.PageTable:
+def _table(entries: list[tuple[int, int, int]], limit: int | None) -> pagetable.PageTable:
     """page_table of entries as pagemap reads would give them: process k's are a part,
     its "fields" its spans (here 20 per process)."""
     import numpy as np
@@ -722,14 +722,14 @@ def _table(entries: list[tuple[int, int, int]], limit: int | None) -> pages.Page
     for pfn, proc, field in entries:
         by_proc[proc].append((pfn, field))
     parts = [
-        pages.Entries(
+        pagemap.Entries(
             np.array([pfn for pfn, _ in items], dtype=np.uint64),
             np.array([2 * field for _, field in items], dtype=np.uint32),
             20,
         )
         for _, items in sorted(by_proc.items())
     ]
-    return pages.page_table(_Counts(), parts, limit)  # type: ignore[arg-type]
+    return pagetable.page_table(_Counts(), parts, limit)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("limit", [None, 1])
@@ -741,7 +741,7 @@ def test_pairs_and_patterns_match_a_brute_force(limit: int | None) -> None:
     table = _table(entries, limit)  # limit 1: the PFNs overflow the key, a lexsort
     assert int(table.entries.sum()) == len(entries)
     # The field of a page is its lowest process's lowest span, numbered across processes.
-    found = pages._Pages(
+    found = pageusers._Pages(
         table.pfn, table.first, table.users, table.field >> np.uint64(1), table.proc
     )
     seen = {
@@ -760,7 +760,7 @@ def test_pairs_and_patterns_match_a_brute_force(limit: int | None) -> None:
         expected[pattern] = expected.get(pattern, 0) + 1
     for token in (None, np.zeros(12, dtype=np.uint64)):
         got: dict[tuple[int, tuple[int, ...]], int] = {}
-        for page, count in pages._patterns(found, every, 12, token):
+        for page, count in pageusers._patterns(found, every, 12, token):
             pattern = seen[int(found.pfn[page])]
             got[pattern] = got.get(pattern, 0) + count
         assert got == expected
@@ -841,9 +841,9 @@ def test_read_entries_match_a_brute_force(
     import numpy as np
 
     if batch is not None:  # batches of 64 entries: reads split across them
-        monkeypatch.setattr(pages, "_BATCH_BYTES", batch)
+        monkeypatch.setattr(pagemap, "_BATCH_BYTES", batch)
     piece = 1 << 12
-    monkeypatch.setattr(pages, "_PIECE_PAGES", piece)
+    monkeypatch.setattr(pagemap, "_PIECE_PAGES", piece)
     for seed in range(5):
         entries, spans = _address_space(seed)
         expected: list[tuple[int, int]] = []
@@ -853,7 +853,7 @@ def test_read_entries_match_a_brute_force(
             expected += [(v & ((1 << 55) - 1), 2 * i + (v >> 61 & 1)) for v in mine]
             resident.append(len(mine))
         fake = _FakePagemap(entries)
-        got = pages.read_entries(
+        got = pagemap.read_entries(
             fake,  # type: ignore[arg-type]
             spans,
             PAGE,
@@ -872,7 +872,7 @@ def test_read_entries_match_a_brute_force(
                 continue
             present = sorted(p for p in entries if start // PAGE <= p < end // PAGE)
             if scan:
-                assert fake.read_in(start, end) <= len(present) * (1 + pages._GAP_PAGES)
+                assert fake.read_in(start, end) <= len(present) * (1 + pagemap._GAP_PAGES)
             else:
                 last = present[-1] - start // PAGE
                 assert fake.read_in(start, end) == (last // piece + 1) * piece
@@ -881,8 +881,8 @@ def test_read_entries_match_a_brute_force(
 def test_page_table_of_nothing() -> None:
     import numpy as np
 
-    table = pages.page_table(_Counts(), [])  # type: ignore[arg-type]
+    table = pagetable.page_table(_Counts(), [])  # type: ignore[arg-type]
     assert table.pfn.size == 0 and table.figures == [] and table.process_figures == []
-    empty = pages.Entries(np.zeros(0, np.uint64), np.zeros(0, np.uint32), 3)
-    table = pages.page_table(_Counts(), [empty])  # type: ignore[arg-type]
+    empty = pagemap.Entries(np.zeros(0, np.uint64), np.zeros(0, np.uint32), 3)
+    table = pagetable.page_table(_Counts(), [empty])  # type: ignore[arg-type]
     assert table.figures == [[(0, 0, 0)] * 3] and table.process_figures[0].rss == 0
