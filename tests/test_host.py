@@ -427,6 +427,74 @@ def test_copy_on_write_children(spawn: Spawn) -> None:
     assert abs(figures[reader].pss_bytes - 6 * MiB) <= 4 * K
 
 
+# A 64 MiB private anonymous region (between guard pages: one VMA), filled by one process,
+# which then forks a child that only sleeps: every page is shared copy-on-write by two.
+FORKED_REGION = (
+    """
+import ctypes, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+size = 64 << 20
+base = libc.mmap(None, size + 2 * 4096, 3, 0x22, -1, 0)
+libc.mprotect(base, 4096, 0)
+libc.mprotect(base + 4096 + size, 4096, 0)
+region = base + 4096
+libc.madvise(region, size, 15)  # MADV_NOHUGEPAGE
+ctypes.memset(region, 1, size)
+pid = os.fork()
+if pid == 0:
+    while True:
+        signal.pause()
+print(os.getpid(), pid, region, flush=True)
+"""
+    + SLEEP
+)
+
+
+@linux_only
+def test_vmos_alloc_of_a_shared_anonymous_region_is_its_rss(
+    spawn: Spawn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Defect k: alloc is the VMO's resident bytes on every source, so a region whose
+    pages a forked child shares shows its Rss (64M, as vmaps and pmap do), not its
+    Pss (32M)."""
+    _, words = spawn(FORKED_REGION)
+    parent, child, region = (int(w) for w in words)
+    for pid in (parent, child):
+        rss = kernel_vma(pid, region)["Rss"]
+        assert rss == 64 * MiB
+        snap = HostSource().snapshot(Level.FULL, [pid])
+        aspace = snap.processes[pid].aspace
+        assert aspace is not None
+        (mapping,) = [m for m in aspace.mappings() if m.base == region]
+        code, out, err = run(capsys, "vmos", str(pid), "--json")
+        assert code == 0, err
+        rows = [r for r in json.loads(out) if r["koid"] == mapping.vmo_koid]
+        assert rows and all(r["committed_bytes"] == rss for r in rows)
+        code, out, _ = run(capsys, "vmos", str(pid))
+        assert code == 0
+        assert [line.split()[7] for line in out.splitlines() if f" {mapping.vmo_koid} " in line] == [
+            "64M"
+        ] * len(rows)
+
+
+@pytest.mark.skipif(not ROOT, reason="page-level reads need root")
+def test_vmo_committed_from_the_pages_is_the_regions_rss(spawn: Spawn) -> None:
+    """The same with the figures worked out from the pages (Level.PAGES)."""
+    _, words = spawn(FORKED_REGION)
+    parent, child, region = (int(w) for w in words)
+    snap = HostSource().snapshot(Level.PAGES)
+    for pid in (parent, child):
+        aspace = snap.processes[pid].aspace
+        assert aspace is not None
+        (mapping,) = [m for m in aspace.mappings() if m.base == region]
+        assert snap.vmos[mapping.vmo_koid].committed_bytes == mapping.committed_bytes == 64 * MiB
+
+
 @linux_only
 def test_json_outputs_match_their_schemas(spawn: Spawn, capsys: pytest.CaptureFixture[str]) -> None:
     _, (pid, _fd) = spawn(HOLD_MEMFD)

@@ -38,6 +38,8 @@ Columns:
   #shr: The number of processes that map (share) the VMO.
   size: The VMO's current size, in bytes.
   alloc: The amount of physical memory allocated to the VMO, in bytes.
+      (mxmem: its resident bytes on every source; on Linux an anonymous
+      region's Rss, pages shared copy-on-write with a forked process included.)
       NOTE: If this column contains the value 'phys', it means that the
       VMO points to a raw physical address range like a memory-mapped
       device. 'phys' VMOs do not consume RAM.

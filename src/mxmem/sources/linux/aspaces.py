@@ -156,7 +156,6 @@ class AddressSpaces(Descriptors):
         stats: TaskStats | None
         if paged is not None:  # from the pages (no hugetlb: those are read from smaps)
             committed, pss, private = paged
-            own = pss
             # (immutable: one object for the many alike, e.g. every empty guard VMA)
             stats = self.stats_of.get((size, paged))
             if stats is None:
@@ -170,15 +169,14 @@ class AddressSpaces(Descriptors):
         else:
             figures = vma.figures or MemFigures()
             committed = figures.rss + figures.shared_hugetlb + figures.private_hugetlb
-            own = figures.pss + figures.private_hugetlb
             stats = task_stats(figures, size) if vma.figures is not None else None
         acc.mappers.add(pid)
         acc.num_mappings += 1
-        # An anonymous VMO is one process's VMA, but after a fork its pages stay shared
-        # copy-on-write with the parent's and siblings' VMAs, and every one's Rss counts
-        # them: its own memory is the VMA's Pss, so the VMOs of all processes add up to
-        # the pages, each once (memgraph -v | treemap sums them).
-        acc.rss += own if kind == "anon" else committed
+        # A VMO's alloc is its resident bytes on every source (what vmaps and pmap show
+        # of the region): an anonymous VMO, one process's VMA, counts the pages it still
+        # shares copy-on-write after a fork too, as each sharer's Rss does. Per-process
+        # shares of such pages are the mappings' Pss and exact attribution's business.
+        acc.rss += committed
         offset = 0 if kind in ("anon", "special") else vma.offset
         if offset + size > acc.extent:
             acc.extent = offset + size

@@ -64,8 +64,10 @@ VMO                 the object behind a mapping or a descriptor, by identity, ne
                     committed = resident pages of the whole object from ``cachestat(2)``
                     (page cache; for shmem excluding swapped pages), else st_blocks * 512
                     for shmem, else Σ Rss of its mappings in this snapshot; SysV: the
-                    ``rss`` of ``/proc/sysvipc/shm``; anonymous: the VMA's Pss (pages still
-                    shared copy-on-write after a fork are in every sharer's Rss).
+                    ``rss`` of ``/proc/sysvipc/shm``; anonymous: the VMA's Rss (the region's
+                    resident pages, those still shared copy-on-write after a fork
+                    included, as ``vmaps`` and ``pmap`` show it: ``vmos``'s alloc
+                    means resident bytes on every source).
                     share_count = distinct processes mapping it (1 below two mappings, as
                     Magenta), counted over every readable process; num_mappings likewise.
                     ``physical`` for VM_PFNMAP/VM_IO mappings (``pf``/``io`` VmFlags).
