@@ -477,9 +477,8 @@ def test_vmos_alloc_of_a_shared_anonymous_region_is_its_rss(
         assert rows and all(r["committed_bytes"] == rss for r in rows)
         code, out, _ = run(capsys, "vmos", str(pid))
         assert code == 0
-        assert [line.split()[7] for line in out.splitlines() if f" {mapping.vmo_koid} " in line] == [
-            "64M"
-        ] * len(rows)
+        allocs = [line.split()[7] for line in out.splitlines() if f" {mapping.vmo_koid} " in line]
+        assert allocs == ["64M"] * len(rows)
 
 
 @pytest.mark.skipif(not ROOT, reason="page-level reads need root")
