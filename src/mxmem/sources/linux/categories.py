@@ -4,7 +4,7 @@ is in :mod:`.pagefacts`), and what is left over."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from mxmem.model import KERNEL_STACKS, PAGE_TABLES
 from mxmem.sources.linux.procfs import parse_meminfo
@@ -90,3 +90,78 @@ def read_meminfo(reader: ProcReader) -> dict[str, int]:
         return parse_meminfo(reader.read(f"{reader.proc}/meminfo"))
     except (Unreadable, ValueError):
         return {}
+
+
+# --- whether the system held still while its pages were read -----------------------------
+
+# The counters the categories are differences with. The pages are read over a second or
+# more, the counters at single moments: if memory is allocated or freed meanwhile, pages
+# read before the change are compared with counters read after it, and the residual
+# takes the difference (a process freeing 768 MiB mid-scan gave -333.8 MiB).
+WATCHED = (
+    "MemFree",
+    "AnonPages",
+    "Cached",
+    "Shmem",
+    "Buffers",
+    "SwapCached",
+    "SReclaimable",
+    "SUnreclaim",
+    "KernelStack",
+    "PageTables",
+)
+# A counter that moved by more than this during the reads makes the scan run again: below
+# the residual of a quiet machine (41-47 MiB on the development VM, see .pagefacts), so
+# a scan that passes cannot have turned it negative by much; above the few MiB that
+# page cache and slab drift by while a busy machine is scanned.
+SETTLED_BYTES = 32 << 20
+# The scans made at most: a system that keeps changing gets its last scan, with a note.
+SCANS = 3
+
+_MIB = 1 << 20
+
+
+def counter_moves(readings: Sequence[Mapping[str, int]]) -> dict[str, int]:
+    """How far each watched counter strayed from its first reading over ``readings``
+    (taken before, during and after the page reads): the signed change to the reading
+    farthest from the first, for the counters that moved by more than SETTLED_BYTES.
+    Empty when the system held still (or there are fewer than two readings). The middle
+    readings catch a change undone by the end (memory allocated and freed again)."""
+    if len(readings) < 2:
+        return {}
+    first = readings[0]
+    moves: dict[str, int] = {}
+    for name in WATCHED:
+        if name not in first:
+            continue
+        changes = [r[name] - first[name] for r in readings[1:] if name in r]
+        far = max(changes, key=abs, default=0)
+        if abs(far) > SETTLED_BYTES:
+            moves[name] = far
+    return moves
+
+
+def _moves_text(moves: Mapping[str, int]) -> str:
+    return ", ".join(f"{name} {value / _MIB:+.1f} MiB" for name, value in moves.items())
+
+
+def moved_note(moves: Mapping[str, int], earlier: Sequence[Mapping[str, int]]) -> str | None:
+    """The note line of a scan whose counters moved (``moves``) or that followed scans
+    whose counters did (``earlier``); None when neither."""
+    if moves:
+        scans = len(earlier) + 1
+        return (
+            f"the system changed while its pages were read ({_moves_text(moves)}"
+            f"{f'; the same in {scans} scans' if scans > 1 else ''}): the pages and"
+            " /proc/meminfo describe different moments, and the categories and the residual"
+            " take the difference"
+        )
+    if earlier:
+        count = len(earlier)
+        first = "the first scan" if count == 1 else f"the first {count} scans"
+        return (
+            f"scanned {count + 1} times: the system changed while {first} read its pages"
+            f" ({'' if count == 1 else 'the last: '}{_moves_text(earlier[-1])}); these"
+            " figures are from a scan during which it held still"
+        )
+    return None

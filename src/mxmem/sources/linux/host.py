@@ -144,6 +144,7 @@ from mxmem.sources.linux import cgroups
 
 # The kernel's own figures (memory by use, CPU counters, the kernel address space);
 # kernel_memory is re-exported for the callers that know it from here.
+from mxmem.sources.linux.categories import SCANS, read_meminfo
 from mxmem.sources.linux.kernel import (
     kernel_memory,
     read_cpus,
@@ -175,7 +176,17 @@ class HostSource:
         self, level: Level = Level.FULL, processes: Collection[int] | None = None
     ) -> Snapshot:
         with _collector_paused():
-            return _Scan(self.reader, level, processes).run(self._name)
+            scan = _Scan(self.reader, level, processes)
+            snapshot = scan.run(self._name)
+            # Page facts compare pages read over a second or more with counters read at
+            # single moments: while the counters moved meanwhile, scan again (a few times
+            # at most; the facts' notes say what moved).
+            earlier: list[dict[str, int]] = []
+            while scan.moves and len(earlier) + 1 < SCANS:
+                earlier.append(scan.moves)
+                scan = _Scan(self.reader, level, processes, earlier)
+                snapshot = scan.run(self._name)
+            return snapshot
 
 
 @contextlib.contextmanager
@@ -245,6 +256,9 @@ class _Scan(PageReads):
             for pid, record in zip(pids, map_in_threads(read, pids, useful_workers()), strict=True)
             if record is not None
         }
+        if self.access is not None and self.meminfo:
+            # (the counters again once the pages are read: see SCANS above)
+            self.readings.append(read_meminfo(self.reader))
         duplicates = self._shared_address_spaces(records)
         paged = self._page_table(records, duplicates) if self.access is not None else None
         root_koid, jobs, job_of = self._jobs(hierarchy, records)
@@ -276,7 +290,7 @@ class _Scan(PageReads):
                 )
             if paged is not None:
                 jobs = _with_cgroup_pages(jobs, cgroup_pages(self.reader, paged[1]))
-            pages = host_page_facts(
+            pages, self.moves = host_page_facts(
                 self.reader,
                 processes,
                 vmos,
@@ -285,6 +299,8 @@ class _Scan(PageReads):
                 rollups,
                 facts_read,
                 self.refused,
+                self.readings,
+                self.earlier,
             )
         self._unreadable_note(processes)
         return Snapshot(
@@ -316,6 +332,7 @@ class _Scan(PageReads):
         if figures is None:
             return None
         self.meminfo = figures.meminfo
+        self.readings = [figures.meminfo]
         self.notes.extend(figures.notes)
         return figures.memory
 

@@ -114,6 +114,13 @@ not in it. Measured on the 2-CPU, 24 GiB development VM (Linux 6.18), idle: a re
 ``MemTotal`` (read just before and after), i.e. the page-level reads account for every
 page the counters do; with other work running, both move together (100-200 MiB).
 
+Pages that changed between the reads are the one cause the scan can see: it reads
+``/proc/meminfo`` before the pages, once they are read and after (:mod:`.categories`),
+and when a counter the categories use moved by more than 32 MiB meanwhile (a process
+allocating or freeing), :class:`~.host.HostSource` scans again, three scans at most; a
+note line says what moved (a process freeing 768 MiB mid-scan gave residuals from -333.8
+to +250 MiB before this).
+
 Without root: approximate
 =========================
 
@@ -139,7 +146,14 @@ from mxmem.model import (
     ProcessState,
     Vmo,
 )
-from mxmem.sources.linux.categories import Tally, meminfo_categories, read_meminfo, residual_note
+from mxmem.sources.linux.categories import (
+    Tally,
+    counter_moves,
+    meminfo_categories,
+    moved_note,
+    read_meminfo,
+    residual_note,
+)
 from mxmem.sources.linux.pagekinds import DMABUF, HUGETLB, MEMORY_OBJECTS
 from mxmem.sources.linux.pagetable import PageTable
 from mxmem.sources.linux.pageusers import Grouped, add_pages, group_pages
@@ -364,12 +378,17 @@ def host_page_facts(
     rollups: Mapping[int, str],
     read: PagesRead | None,
     refused: str | None = None,
-) -> PageFacts:
+    readings: Sequence[Mapping[str, int]] = (),
+    earlier: Sequence[Mapping[str, int]] = (),
+) -> tuple[PageFacts, dict[str, int]]:
     """The page facts of the host, from its whole-system snapshot's ``processes`` and
     ``vmos`` and the pages ``read`` (None: approximate, for the reason ``refused``);
     ``kinds`` maps VMO koids to the kinds above, ``duplicates`` a CLONE_VM sharer's pid
     to the lower pid it shares with, ``rollups`` pids to the text of their
-    ``smaps_rollup`` (for the approximate path)."""
+    ``smaps_rollup`` (for the approximate path). ``readings``: ``/proc/meminfo`` read
+    before and while the pages were read, ``earlier``: how the counters moved in the
+    scans before this one (see :func:`.categories.counter_moves`). Returns the facts and
+    how the counters moved during this scan (empty: they held still)."""
     page = reader.page_size()
     plan = _plan(processes, kinds, duplicates, read.vmos_of if read is not None else {})
     meminfo = read_meminfo(reader)
@@ -409,13 +428,17 @@ def host_page_facts(
             " Private_Hugetlb, the rest of the pool is the category hugetlb pool"
         )
     categories = meminfo_categories(meminfo, grouped.tally, kernel, notes)
+    moves = counter_moves([*readings, meminfo]) if readings and meminfo else {}
+    moved = moved_note(moves, earlier)
+    if moved is not None:
+        notes.append(moved)
     notes.append(residual_note(meminfo))
     swap = {
         pid: p.stats.swap_pss_bytes
         for pid in attributed
         if (p := processes[pid]).stats is not None and p.stats.swap_pss_bytes
     }
-    return PageFacts(
+    facts = PageFacts(
         total_bytes=meminfo.get("MemTotal", 0),
         page_size=page,
         pages=grouped.pages,
@@ -426,3 +449,4 @@ def host_page_facts(
         exact=why is None,
         notes=tuple(notes),
     )
+    return facts, moves

@@ -5,7 +5,7 @@ descriptors, the address spaces and VMOs, the page reads, the processes)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from mxmem.model import Level, TaskStats, Thread
@@ -103,7 +103,13 @@ class VmoAcc:
 class ScanState:
     """The state of one scan, shared by its passes."""
 
-    def __init__(self, reader: ProcReader, level: Level, processes: Collection[int] | None) -> None:
+    def __init__(
+        self,
+        reader: ProcReader,
+        level: Level,
+        processes: Collection[int] | None,
+        earlier: Sequence[Mapping[str, int]] = (),
+    ) -> None:
         self.reader = reader
         self.proc = reader.proc
         self.level = level
@@ -116,6 +122,11 @@ class ScanState:
         self.page_kinds: dict[int, str] = {}  # VMO koid -> what .pagefacts reads of it
         self.page_size = 4096
         self.meminfo: dict[str, int] = {}
+        # Level.PAGES: /proc/meminfo before and while the pages are read, how its
+        # counters moved in the scans before this one and in this one (see .categories).
+        self.readings: list[dict[str, int]] = []
+        self.earlier = earlier
+        self.moves: dict[str, int] = {}
         self.shmem_devs: dict[str, set[tuple[int, int]]] = {}  # mount namespace -> devices
         self.vma_koids: dict[int, list[int]] = {}  # pid -> the VMO of each of its VMAs
         self.stats_of: dict[tuple[int, PageFigures], TaskStats] = {}
