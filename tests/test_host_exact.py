@@ -32,7 +32,7 @@ from users import as_nobody
 from mxmem.accounting.exact import Attribution, attribute_snapshot
 from mxmem.model import KERNEL_STACKS, PAGE_TABLES, Level, ObjType, Snapshot
 from mxmem.sources import open_source
-from mxmem.sources.linux import pagemap, pagetable, pageusers, reader
+from mxmem.sources.linux import host, pagemap, pagetable, pageusers, reader
 from mxmem.sources.linux.procfs import parse_smaps, parse_smaps_rollup
 
 PAGE = 4096
@@ -186,9 +186,15 @@ class Scene(NamedTuple):
 
 @contextlib.contextmanager
 def counting_pagemap_reads() -> Iterator[dict[int, int]]:
-    """Bytes of each process's pagemap read (by pid) while in the block."""
+    """Bytes of each process's pagemap read (by pid) while in the block, by the last scan
+    (a snapshot scans again while the system changes: its facts are the last scan's)."""
     read: dict[int, int] = {}
     inner = reader.Pagemap.read
+    run = host._Scan.run
+
+    def scan(self: host._Scan, name: str) -> Snapshot:
+        read.clear()
+        return run(self, name)
 
     def counted(self: reader.Pagemap, offsets: list[int], sizes: list[int]) -> bytearray:
         pid = self.path.split("/")[-2]
@@ -198,6 +204,7 @@ def counting_pagemap_reads() -> Iterator[dict[int, int]]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(reader.Pagemap, "read", counted)
+        patch.setattr(host._Scan, "run", scan)
         yield read
 
 
