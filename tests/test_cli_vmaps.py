@@ -157,14 +157,14 @@ def test_wrong_argument_count_prints_usage(
     capsys: pytest.CaptureFixture[str], args: list[str]
 ) -> None:
     code, out, err = run_vmaps(capsys, *args)
-    assert (code, out, err) == (1, "", USAGE)
+    assert (code, out, err) == (2, "", USAGE)
 
 
 @pytest.mark.parametrize("arg", ["abc", "", "0x", "08", "12 ", "2000k", "-", "1_000", "x\x1b"])
 def test_not_a_number(capsys: pytest.CaptureFixture[str], arg: str) -> None:
     code, out, err = run_vmaps(capsys, arg)
     shown = arg.replace("\x1b", "\\x1b")
-    assert (code, out, err) == (1, "", f'ERROR: "{shown}" is not a number\n' + USAGE)
+    assert (code, out, err) == (2, "", f'ERROR: "{shown}" is not a number\n' + USAGE)
 
 
 @pytest.mark.parametrize(

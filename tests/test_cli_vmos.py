@@ -129,11 +129,11 @@ def test_help_explains_every_column() -> None:
 
 @pytest.mark.parametrize("args", [[], ["1", "2"], ["--json"]])
 def test_usage(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
-    assert run_vmos(capsys, *args) == (1, "", USAGE)
+    assert run_vmos(capsys, *args) == (2, "", USAGE)
 
 
 def test_not_a_number(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_vmos(capsys, "0x1g") == (1, "", 'ERROR: "0x1g" is not a number\n' + USAGE)
+    assert run_vmos(capsys, "0x1g") == (2, "", 'ERROR: "0x1g" is not a number\n' + USAGE)
 
 
 def test_missing_process(capsys: pytest.CaptureFixture[str]) -> None:

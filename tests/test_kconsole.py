@@ -120,7 +120,7 @@ def ok(capsys: pytest.CaptureFixture[str], *args: str, kernel: Kernel | None = N
 def test_usage(capsys: pytest.CaptureFixture[str], args: list[str], prefix: str) -> None:
     # The console has one stream: the usage is output, and the status says it failed.
     assert k(capsys, *args, kernel=Kernel(16 << 20, wired_bytes=1 << 20)) == (
-        1,
+        2,
         prefix + USAGE,
         "",
     )
@@ -133,7 +133,7 @@ def test_help_prints_the_usage(capsys: pytest.CaptureFixture[str], flag: str) ->
 
 def test_hostile_subcommand_is_escaped(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = k(capsys, "mx", "\x1b[2J")
-    assert code == 1
+    assert code == 2
     assert out.startswith("unrecognized subcommand '\\x1b[2J'\n")
 
 

@@ -433,44 +433,44 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_nothing_selected(capsys: pytest.CaptureFixture[str]) -> None:
     for args in ([], ["-t"], ["-d", "2", "-n", "1"]):
-        assert run_kstats(capsys, *args) == (1, "", f"No statistics selected\n{HELP}")
+        assert run_kstats(capsys, *args) == (2, "", f"No statistics selected\n{HELP}")
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["-d", "x"], "kstats: bad delay 'x': expected seconds, more than 0 and at most 86400\n"),
-        (["-d", "0"], "kstats: bad delay '0': expected seconds, more than 0 and at most 86400\n"),
-        (["-d", "-1"], "kstats: bad delay '-1': expected seconds, more than 0 and at most 86400\n"),
+        (["-d", "x"], "kstats: -d must be seconds, more than 0 and at most 86400, not 'x'\n"),
+        (["-d", "0"], "kstats: -d must be seconds, more than 0 and at most 86400, not '0'\n"),
+        (["-d", "-1"], "kstats: -d must be seconds, more than 0 and at most 86400, not '-1'\n"),
         (
             ["-d", "nan"],
-            "kstats: bad delay 'nan': expected seconds, more than 0 and at most 86400\n",
+            "kstats: -d must be seconds, more than 0 and at most 86400, not 'nan'\n",
         ),
-        (["-d1e3"], "kstats: bad delay '1e3': expected seconds, more than 0 and at most 86400\n"),
+        (["-d1e3"], "kstats: -d must be seconds, more than 0 and at most 86400, not '1e3'\n"),
         (
             ["-d", "86401"],
-            "kstats: bad delay '86401': expected seconds, more than 0 and at most 86400\n",
+            "kstats: -d must be seconds, more than 0 and at most 86400, not '86401'\n",
         ),
-        (["-n", "0"], "kstats: bad count '0': expected a whole number >= 1\n"),
-        (["-n", "2.5"], "kstats: bad count '2.5': expected a whole number >= 1\n"),
-        (["-n", "\x1b[2J"], "kstats: bad count '\\x1b[2J': expected a whole number >= 1\n"),
+        (["-n", "0"], "kstats: -n must be a whole number >= 1, not '0'\n"),
+        (["-n", "2.5"], "kstats: -n must be a whole number >= 1, not '2.5'\n"),
+        (["-n", "\x1b[2J"], "kstats: -n must be a whole number >= 1, not '\\x1b[2J'\n"),
     ],
 )
 def test_bad_values(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
-    assert run_kstats(capsys, "-m", *args) == (1, "", message)
+    assert run_kstats(capsys, "-m", *args) == (2, "", message)
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["-x"], "kstats: option -x not recognized\n"),
-        (["-d"], "kstats: option -d requires argument\n"),
-        (["--json"], "kstats: option --json not recognized\n"),
+        (["-x"], "kstats: invalid option -- 'x'\n"),
+        (["-d"], "kstats: option requires an argument -- 'd'\n"),
+        (["--json"], "kstats: unrecognized option '--json'\n"),
         (["extra"], "kstats: unexpected argument 'extra'\n"),
     ],
 )
 def test_usage_errors(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
-    assert run_kstats(capsys, "-m", *args) == (1, "", message + HELP)
+    assert run_kstats(capsys, "-m", *args) == (2, "", message + HELP)
 
 
 def test_source_without_cpu_counters(capsys: pytest.CaptureFixture[str]) -> None:

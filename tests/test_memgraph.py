@@ -566,7 +566,7 @@ def test_schema_option_prints_the_shipped_schema(
 def test_unknown_option_prints_usage(
     capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
-    assert run(capsys, *args, source=NoSource()) == (1, "", f"{message}\n{HELP}")
+    assert run(capsys, *args, source=NoSource()) == (2, "", f"{message}\n{HELP}")
 
 
 @pytest.mark.parametrize(
@@ -583,7 +583,7 @@ def test_extra_arguments(
     capsys: pytest.CaptureFixture[str], args: list[str], extra: list[str]
 ) -> None:
     expected = "unrecognized extra arguments:\n" + "".join(f"{a}\n" for a in extra)
-    assert run(capsys, *args, source=NoSource()) == (1, "", expected)
+    assert run(capsys, *args, source=NoSource()) == (2, "", expected)
 
 
 def test_registered_tool() -> None:

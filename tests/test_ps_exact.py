@@ -308,7 +308,7 @@ def test_attribution_2017_is_the_default(capsys: Capsys) -> None:
 def test_an_unknown_attribution_is_a_one_line_error(capsys: Capsys, value: str) -> None:
     code = main(["ps", f"--attribution={value}"], source=SimSource(world()))
     out, err = capsys.readouterr()
-    assert (code, out) == (1, "")
+    assert (code, out) == (2, "")
     assert err == f"ps: --attribution must be 2017 or exact, not {value!r}\n"
 
 

@@ -1,10 +1,12 @@
 """The ``mxmem`` command: ``mxmem [SOURCE OPTIONS] TOOL [TOOL ARGS]``.
 
-Exit codes are decided here and only here: a tool returns its own code (Magenta's tools
-use 0 and 1); an :class:`~mxmem.errors.MxmemError` prints ``mxmem: <message>`` and exits
-with the error's ``exit_code``; a closed output pipe (``mxmem ps | head -1``) exits
-quietly with 141 and Ctrl-C with 130 (128 + the signal number, as a shell reports a
-process killed by SIGPIPE or SIGINT). No path prints a traceback.
+Exit codes are decided here and only here: a tool returns its own code (0; 1 when the
+object it was asked about cannot be found or read; :data:`~mxmem.cli.options.EXIT_USAGE`,
+2, for any usage error, the same in every tool); an :class:`~mxmem.errors.MxmemError`
+prints ``mxmem: <message>`` and exits with the error's ``exit_code``; a closed output
+pipe (``mxmem ps | head -1``) exits quietly with 141 and Ctrl-C with 130 (128 + the
+signal number, as a shell reports a process killed by SIGPIPE or SIGINT). No path prints
+a traceback.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from importlib import import_module
 from typing import TextIO
 
 from mxmem.cli.common import LazySource, RunFn, Tool
+from mxmem.cli.options import EXIT_USAGE
 from mxmem.errors import MxmemError, UsageError
 from mxmem.render.text import safe_text
 from mxmem.sources import Source
 
-__all__ = ["TOOLS", "TOOL_MODULES", "main"]
+__all__ = ["EXIT_USAGE", "TOOLS", "TOOL_MODULES", "main"]
 
 # The tools as data: name -> (module, summary). A command imports only the module of the
 # tool it runs: importing all eight (the sim worlds, the treemap, memgraph...) cost ~25 ms
@@ -65,7 +68,6 @@ TOOLS: dict[str, Tool] = {
 DEFAULT_SOURCE = "host"
 SIM_DEFAULT = "sim:doc"
 
-EXIT_USAGE = 2  # a wrong mxmem command line (tools keep Magenta's own codes)
 EXIT_SIGPIPE = 128 + 13
 EXIT_SIGINT = 128 + 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in mxmem

@@ -6,17 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple, TextIO
 
+from mxmem.cli.options import ATTRIBUTIONS as ATTRIBUTIONS  # the option layer owns it
+from mxmem.cli.options import EXIT_USAGE, Grammar, Opt, Wording, parse
 from mxmem.model import Level, Process, Snapshot
 from mxmem.render.text import safe_text
 from mxmem.sources import Advancing, Source, open_source
 from mxmem.sources.capture.memgraph import NO_MAPPINGS_NOTE
 
 RunFn = Callable[[Sequence[str], Source, TextIO, TextIO], int]
-
-
-#: The values of every tool's ``--attribution=``: the 2017 kernel's rule (the default)
-#: or exact attribution (issue 6).
-ATTRIBUTIONS = ("2017", "exact")
 
 
 class Tool(NamedTuple):
@@ -92,6 +89,13 @@ def strtoull(text: str) -> int | None:
     return (-value) % 2**64 if negative else value
 
 
+class _ProcessUsage(Wording):
+    """vmaps.c's and vmos.cpp's: a wrong number of arguments is the usage line."""
+
+    def operands(self, tool: str, operands: Sequence[str], spec: str) -> str:
+        return f"Usage: {tool} <process-koid>|help"
+
+
 class ProcessArgs(NamedTuple):
     koid: int
     json: bool
@@ -101,23 +105,31 @@ def process_args(
     tool: str, args: Sequence[str], out: TextIO, err: TextIO, help_text: str
 ) -> ProcessArgs | int:
     """Parse ``<process-koid>|help [--json]`` the way vmaps.c/vmos.cpp parse their one
-    argument; returns the parsed arguments, or the exit code when the tool is done
-    (help printed, or a usage error reported)."""
-    json = "--json" in args
-    rest = [a for a in args if a != "--json"]
-    usage = f"Usage: {tool} <process-koid>|help\n"
-    if len(rest) != 1:
-        err.write(usage)
-        return 1
-    arg = rest[0]
+    argument (plus ``-h``, ``--help`` and ``--json``, through the common option layer);
+    returns the parsed arguments, or the exit code when the tool is done (help printed,
+    or a usage error reported)."""
+    usage = f"Usage: {tool} <process-koid>|help"
+    grammar = Grammar(
+        tool,
+        help_text,
+        (Opt("json", long="json"),),
+        operands=(1, 1),
+        after_error="",
+        exact_tokens=True,
+        wording=_ProcessUsage(),
+    )
+    parsed = parse(grammar, args, out, err)
+    if isinstance(parsed, int):
+        return parsed
+    arg = parsed.operands[0]
     if arg.lstrip("-") == "help":
         out.write(help_text)
         return 0
     koid = strtoull(arg)
     if koid is None:
-        err.write(f'ERROR: "{safe_text(arg)}" is not a number\n{usage}')
-        return 1
-    return ProcessArgs(koid, json)
+        err.write(f'ERROR: "{safe_text(arg)}" is not a number\n{usage}\n')
+        return EXIT_USAGE
+    return ProcessArgs(koid, "json" in parsed.flags)
 
 
 FUCHSIA_NO_ASPACE = (

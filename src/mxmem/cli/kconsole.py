@@ -3,7 +3,10 @@ snapshot instead of a live kernel.
 
 The kernel console has one output stream, so everything a console command printed —
 tables, the usage, ``process not found!`` — goes to stdout, and the exit status tells
-output (0) from a usage error or a missing object (1). Arguments are read as the console
+output (0) from a missing or unreadable object (1) or a usage error (2, as in every
+tool). A process whose handles or address space the source could not read (another
+user's on a Linux host, a kernel thread) is said to be so, in one line, never shown as
+an empty table. Arguments are read as the console
 read them (``cmd_args.u`` is LK's ``atoul``: decimal, or hex after ``0x``; anything else
 reads as 0, so ``k mx ht abc`` looks for process 0).
 
@@ -24,6 +27,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from mxmem.cli.common import Tool, capture_lacks, print_notes
+from mxmem.cli.options import EXIT_USAGE, Grammar, parse
 from mxmem.model import Level, Platform, Process, Snapshot
 from mxmem.render.kconsole import (
     USAGE,
@@ -71,7 +75,7 @@ def atoul(text: str) -> int:
 
 def _usage(out: TextIO, prefix: str = "") -> int:
     out.write(prefix + USAGE)
-    return 1
+    return EXIT_USAGE
 
 
 def _process(snapshot: Snapshot, koid: int, out: TextIO) -> Process | None:
@@ -79,6 +83,21 @@ def _process(snapshot: Snapshot, koid: int, out: TextIO) -> Process | None:
     if process is None:
         out.write(NOT_FOUND)
     return process
+
+
+def _unseen(process: Process, *, handles: bool, aspace: bool) -> str | None:
+    """Why the source could not show the process's handle table (``handles``) or address
+    space (``aspace``), or ``None`` when it has what is asked for."""
+    where = f"process [{process.koid}]"
+    if process.unreadable is not None:
+        return f"{where} cannot be read ({safe_text(process.unreadable)})"
+    if process.kernel_thread:
+        return f"{where} is a kernel thread: it has no handles and no user address space"
+    if handles and process.handles is None:
+        return f"{where}: its handle table cannot be read"
+    if aspace and process.aspace is None and process.handles is None:
+        return f"{where}: its handles and address space cannot be read"
+    return None
 
 
 def _vmos(args: Sequence[str], source: Source, out: TextIO) -> int:
@@ -97,6 +116,10 @@ def _vmos(args: Sequence[str], source: Source, out: TextIO) -> int:
     snapshot = source.snapshot(Level.FULL, processes=[koid])
     process = _process(snapshot, koid, out)
     if process is None:
+        return 1
+    unseen = _unseen(process, handles=False, aspace=True)
+    if unseen is not None:
+        out.write(f"{unseen}\n")
         return 1
     write_process_vmos(process, snapshot.vmos, out, unit)
     return 0
@@ -122,6 +145,10 @@ def _asd(target: str, source: Source, out: TextIO, err: TextIO) -> int:
     lacking = capture_lacks(snapshot, process, mappings=True)
     if lacking is not None:
         err.write(f"k mx asd: {lacking}\n")
+        return 1
+    unseen = _unseen(process, handles=False, aspace=True)
+    if unseen is not None:
+        out.write(f"{unseen}\n")
         return 1
     if process.aspace is None:
         # An exited process has no address space left (the kernel would have crashed).
@@ -185,6 +212,14 @@ def mx(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
         process = _process(snapshot, koid, out)
         if process is None:
             return 1
+        lacking = capture_lacks(snapshot, process, mappings=False)
+        if lacking is not None:
+            err.write(f"k mx ht: {lacking}\n")
+            return 1
+        unseen = _unseen(process, handles=True, aspace=False)
+        if unseen is not None:
+            out.write(f"{unseen}\n")
+            return 1
         write_handles(process, out)
         return 0
     if cmd == "vmos":
@@ -197,10 +232,16 @@ def mx(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
     return _htinfo(source, out)
 
 
+# The console's words are operands (``-u?`` too); -h, --help and a misplaced source
+# option are the common layer's.
+GRAMMAR = Grammar("k", USAGE, operands=(0, None), exact_tokens=True)
+
+
 def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
-    if args[:1] in (["-h"], ["--help"]):
-        out.write(USAGE)
-        return 0
+    parsed = parse(GRAMMAR, args, out, err)
+    if isinstance(parsed, int):
+        return parsed
+    args = parsed.operands
     if not args:
         return _usage(out, NOT_ENOUGH)
     if args[0] != "mx":

@@ -2,8 +2,9 @@
 (spec §8; the seed document's ``kstats -m`` sample).
 
 Options are getopt's ``"cd:n:hmt"`` as in kstats.c (so ``-mt``, ``-d 0.5`` and ``-d0.5``
-all work), plus ``--help``. Reports repeat every ``-d`` seconds until ``-n`` of them are
-printed or Ctrl-C, which ends kstats normally (exit 0).
+all work), plus ``--help``, read by the common option layer (:mod:`mxmem.cli.options`).
+Reports repeat every ``-d`` seconds until ``-n`` of them are printed or Ctrl-C, which
+ends kstats normally (exit 0).
 
 Time: kstats sleeps the delay between samples and then, when the source's time is
 simulated (:class:`~mxmem.sources.Advancing`), advances it by the same delay, so a
@@ -15,7 +16,6 @@ one comes after one interval; ``-m`` alone prints its first report at once.
 from __future__ import annotations
 
 import gc
-import getopt
 import io
 import re
 import time
@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from typing import NamedTuple, TextIO
 
 from mxmem.cli.common import Tool, print_notes
+from mxmem.cli.options import EXIT_USAGE, Grammar, Opt, bad_value, parse
 from mxmem.errors import MxmemError
 from mxmem.model import Level, Snapshot
 from mxmem.render.kstats import cpu_row, cpu_rows, timestamp_line, write_cpu, write_kmem
-from mxmem.render.text import safe_text
 from mxmem.sources import Advancing, Source
 
 # kstats.c's help, then a glossary of the -c columns.
@@ -79,45 +79,47 @@ class KstatsOptions(NamedTuple):
     timestamps: bool = False
 
 
+# kstats.c's getopt "cd:n:hmt"; its help and errors follow its usage.
+GRAMMAR = Grammar(
+    "kstats",
+    HELP,
+    (
+        Opt("cpu", "c"),
+        Opt("memory", "m"),
+        Opt("delay", "d", value=True),
+        Opt("times", "n", value=True),
+        Opt("timestamps", "t"),
+        Opt("help", "h", "help", acts=True),
+    ),
+    after_error="help",
+)
+
+
 def parse_args(args: Sequence[str], out: TextIO, err: TextIO) -> KstatsOptions | int:
     """The options, or the exit code when kstats is done (help or a usage error)."""
-    try:
-        pairs, rest = getopt.getopt(list(args), "cd:n:hmt", ["help"])
-    except getopt.GetoptError as e:
-        err.write(f"kstats: {safe_text(e.msg)}\n{HELP}")
-        return 1
-    if rest:
-        err.write(f"kstats: unexpected argument '{safe_text(rest[0])}'\n{HELP}")
-        return 1
-    opts = KstatsOptions()
-    for flag, value in pairs:
-        if flag in ("-h", "--help"):
-            out.write(HELP)
-            return 0
-        if flag == "-c":
-            opts = opts._replace(cpu=True)
-        elif flag == "-m":
-            opts = opts._replace(memory=True)
-        elif flag == "-t":
-            opts = opts._replace(timestamps=True)
-        elif flag == "-d":
-            delay = float(value) if _DECIMAL.fullmatch(value) else 0.0
-            if not 0 < delay <= MAX_DELAY:
-                err.write(
-                    f"kstats: bad delay '{safe_text(value)}': expected seconds,"
-                    f" more than 0 and at most {MAX_DELAY:.0f}\n"
-                )
-                return 1
-            opts = opts._replace(delay=delay)
-        elif flag == "-n":
-            times = int(value) if value.isascii() and value.isdigit() else 0
-            if times < 1:
-                err.write(f"kstats: bad count '{safe_text(value)}': expected a whole number >= 1\n")
-                return 1
-            opts = opts._replace(times=times)
+    parsed = parse(GRAMMAR, args, out, err)
+    if isinstance(parsed, int):
+        return parsed
+    flags, values = parsed.flags, parsed.values
+    opts = KstatsOptions(
+        cpu="cpu" in flags, memory="memory" in flags, timestamps="timestamps" in flags
+    )
+    if "delay" in values:
+        value = values["delay"]
+        delay = float(value) if _DECIMAL.fullmatch(value) else 0.0
+        if not 0 < delay <= MAX_DELAY:
+            expected = f"seconds, more than 0 and at most {MAX_DELAY:.0f}"
+            return bad_value("kstats", "-d", value, expected, err)
+        opts = opts._replace(delay=delay)
+    if "times" in values:
+        value = values["times"]
+        times = int(value) if value.isascii() and value.isdigit() else 0
+        if times < 1:
+            return bad_value("kstats", "-n", value, "a whole number >= 1", err)
+        opts = opts._replace(times=times)
     if not (opts.cpu or opts.memory):
         err.write(f"No statistics selected\n{HELP}")
-        return 1
+        return EXIT_USAGE
     return opts
 
 

@@ -1,12 +1,13 @@
 """``mxmem memgraph [-t] [-v] [-S] [-H] [--attribution=MODE]``: the whole system as JSON
 (spec §6).
 
-Options are parsed the way glibc's ``getopt_long`` parses memgraph.cpp's ``"tvSHh"``
-table: short options combine (``-vt``), long ones may be abbreviated to a unique prefix
-(``--thr``), arguments that are not options are collected wherever they stand and
-reported together afterwards, and ``--`` ends the options. ``-h`` and ``-S`` act as soon
-as they are read. ``--json`` is accepted and does nothing (not in the help, which is
-memgraph's): every mxmem tool takes it, and memgraph's output is JSON already.
+Options are parsed by the common option layer (:mod:`mxmem.cli.options`), whose grammar
+is glibc's ``getopt_long``, over memgraph.cpp's ``"tvSHh"`` table: short options combine
+(``-vt``), long ones may be abbreviated to a unique prefix (``--thr``), arguments that are
+not options are collected wherever they stand and reported together afterwards, and
+``--`` ends the options. ``-h`` and ``-S`` act as soon as they are read. ``--json`` is
+accepted and does nothing (not in the help, which is memgraph's): every mxmem tool takes
+it, and memgraph's output is JSON already.
 
 ``--attribution=exact`` (issue 6; an mxmem addition, with a required argument as getopt
 takes it: ``--attribution=exact`` or ``--attribution exact``) asks the source for page
@@ -23,7 +24,16 @@ from typing import NamedTuple, TextIO
 
 from mxmem.accounting.exact import attribute_snapshot
 from mxmem.accounting.magenta2017 import task_memory
-from mxmem.cli.common import ATTRIBUTIONS, Tool, print_notes
+from mxmem.cli.common import Tool, print_notes
+from mxmem.cli.options import (
+    ATTRIBUTIONS,
+    ATTRIBUTIONS_EXPECTED,
+    Grammar,
+    Opt,
+    Wording,
+    bad_value,
+    parse,
+)
 from mxmem.errors import MxmemError
 from mxmem.model import Level
 from mxmem.render.exact import exact_notes
@@ -49,20 +59,33 @@ Options:
 
 SCHEMA_RESOURCE = ("schemas", "memgraph.schema.json")
 
-# getopt_long's table: long name -> the short option it stands for ("" for none, "A" for
-# --attribution, which has no short form but is handled like one).
-_LONG = {
-    "threads": "t",
-    "vmos": "v",
-    "schema": "S",
-    "handles": "H",
-    "help": "h",
-    "json": "",
-    "attribution": "A",
-}
-_SHORT = frozenset("tvSHh")
-# Long options with a required argument.
-_TAKES_ARGUMENT = frozenset({"attribution"})
+
+class _MemgraphWording(Wording):
+    """memgraph.cpp's: arguments that are not options are listed, one a line, alone."""
+
+    operands_alone = True
+
+    def operands(self, tool: str, operands: Sequence[str], spec: str) -> str:
+        return "unrecognized extra arguments:\n" + "\n".join(safe_text(a) for a in operands)
+
+
+# getopt_long's table: "tvSHh" and their long names; --json is accepted and does
+# nothing; -S prints the schema as soon as it is read, as -h prints the help.
+GRAMMAR = Grammar(
+    "memgraph",
+    HELP,
+    (
+        Opt("threads", "t", "threads"),
+        Opt("vmos", "v", "vmos"),
+        Opt("schema", "S", "schema", acts=True),
+        Opt("handles", "H", "handles"),
+        Opt("help", "h", "help", acts=True),
+        Opt("json", long="json"),
+        Opt("attribution", long="attribution", value=True),
+    ),
+    after_error="help",
+    wording=_MemgraphWording(),
+)
 
 
 class MemgraphOptions(NamedTuple):
@@ -77,81 +100,23 @@ def schema_text() -> str:
     return files("mxmem").joinpath(*SCHEMA_RESOURCE).read_text(encoding="utf-8")
 
 
-def _usage_error(message: str, err: TextIO) -> int:
-    err.write(f"memgraph: {safe_text(message)}\n{HELP}")
-    return 1
-
-
-def _long_option(arg: str, err: TextIO) -> tuple[str, str | None] | int:
-    """The long option's name and its ``=value`` (``None`` without one), or the exit code
-    after a getopt-style error."""
-    name, eq, value = arg[2:].partition("=")
-    # An exact name wins; otherwise a unique prefix ("--thr") stands for the option.
-    matches = [n for n in _LONG if n == name] or [n for n in _LONG if name and n.startswith(name)]
-    if not matches:
-        return _usage_error(f"unrecognized option '{arg}'", err)
-    if len(matches) > 1:
-        choices = " ".join(f"'--{m}'" for m in matches)
-        return _usage_error(f"option '--{name}' is ambiguous; possibilities: {choices}", err)
-    if eq and matches[0] not in _TAKES_ARGUMENT:
-        return _usage_error(f"option '--{matches[0]}' doesn't allow an argument", err)
-    return matches[0], value if eq else None
-
-
 def parse_args(args: Sequence[str], out: TextIO, err: TextIO) -> MemgraphOptions | int:
     """The options, or the exit code when memgraph is done (help, schema or an error)."""
-    opts = MemgraphOptions()
-    extra: list[str] = []
-    letters: list[str] = []
-    i = -1
-    while i + 1 < len(args):
-        i += 1
-        arg = args[i]
-        if arg == "--":
-            extra.extend(args[i + 1 :])
-            break
-        if arg.startswith("--"):
-            found = _long_option(arg, err)
-            if isinstance(found, int):
-                return found
-            name, value = found
-            if name in _TAKES_ARGUMENT:
-                if value is None:
-                    # getopt takes the next argument, whatever it looks like.
-                    if i + 1 == len(args):
-                        return _usage_error(f"option '--{name}' requires an argument", err)
-                    i += 1
-                    value = args[i]
-                if value not in ATTRIBUTIONS:
-                    return _usage_error(f"--attribution must be exact or 2017, not '{value}'", err)
-                opts = opts._replace(exact=value == "exact")
-                continue
-            letters = [_LONG[name]] if _LONG[name] else []
-        elif arg.startswith("-") and arg != "-":
-            letters = list(arg[1:])
-        else:
-            extra.append(arg)
-            continue
-        for letter in letters:
-            if letter not in _SHORT:
-                return _usage_error(f"invalid option -- '{letter}'", err)
-            if letter == "h":
-                out.write(HELP)
-                return 0
-            if letter == "S":
-                out.write(schema_text())
-                return 0
-            if letter == "t":
-                opts = opts._replace(threads=True)
-            elif letter == "v":
-                opts = opts._replace(vmos=True)
-            elif letter == "H":
-                opts = opts._replace(handles=True)
-    if extra:
-        err.write("unrecognized extra arguments:\n")
-        err.write("".join(f"{safe_text(a)}\n" for a in extra))
-        return 1
-    return opts
+    parsed = parse(GRAMMAR, args, out, err)
+    if isinstance(parsed, int):
+        return parsed
+    if "schema" in parsed.flags:
+        out.write(schema_text())
+        return 0
+    attribution = parsed.values.get("attribution", "2017")
+    if attribution not in ATTRIBUTIONS:
+        return bad_value("memgraph", "--attribution", attribution, ATTRIBUTIONS_EXPECTED, err)
+    return MemgraphOptions(
+        threads="threads" in parsed.flags,
+        vmos="vmos" in parsed.flags,
+        handles="handles" in parsed.flags,
+        exact=attribution == "exact",
+    )
 
 
 def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:

@@ -1,7 +1,8 @@
 """``mxmem ps``: jobs, processes and threads with their memory (spec §2).
 
-Options are hand-parsed in order, as ps.c does: ``--help`` prints the help and stops,
-the first unknown argument is an error.
+Options are read by the common option layer (:mod:`mxmem.cli.options`) in order, as
+ps.c read them: ``-h``/``--help`` prints the help and stops, the first unknown argument
+is an error, worded as ps.c worded it (``Unknown option: <arg>`` and the help).
 
 ``--attribution=exact`` (issue 6) takes the snapshot at ``Level.PAGES`` and shows the
 exact attribution (:mod:`mxmem.accounting.exact`) instead of the 2017 PSS: the same
@@ -16,7 +17,17 @@ from typing import NamedTuple, TextIO
 
 from mxmem.accounting.exact import attribute_snapshot
 from mxmem.accounting.magenta2017 import task_memory
-from mxmem.cli.common import ATTRIBUTIONS, Tool, print_notes, strtoull
+from mxmem.cli.common import Tool, print_notes, strtoull
+from mxmem.cli.options import (
+    ATTRIBUTIONS,
+    ATTRIBUTIONS_EXPECTED,
+    UNITS_EXPECTED,
+    Grammar,
+    Opt,
+    Wording,
+    bad_value,
+    parse,
+)
 from mxmem.model import Level
 from mxmem.render.exact import attribution_notes, shown_attribution
 from mxmem.render.jsonout import write_json
@@ -31,7 +42,7 @@ from mxmem.render.ps import (
     write_ps_exact,
 )
 from mxmem.render.text import safe_text
-from mxmem.render.units import format_size
+from mxmem.render.units import UNITS, format_size
 from mxmem.sources import Source
 
 # The August 2017 help, with the options later Zircon ps added (-J, --job), --json and
@@ -74,39 +85,61 @@ class PsOptions(NamedTuple):
     attribution: str = "2017"
 
 
+class _PsWording(Wording):
+    """ps.c's: ``Unknown option: <arg>`` for anything it does not know, operands too."""
+
+    def unknown_short(self, tool: str, letter: str, token: str) -> str:
+        return f"Unknown option: -{safe_text(letter)}"
+
+    def unknown_long(self, tool: str, token: str) -> str:
+        return f"Unknown option: {safe_text(token)}"
+
+    def operands(self, tool: str, operands: Sequence[str], spec: str) -> str:
+        return f"Unknown option: {safe_text(operands[0])}"
+
+
+GRAMMAR = Grammar(
+    "ps",
+    HELP,
+    (
+        Opt("threads", "T"),
+        Opt("jobs_only", "J"),
+        Opt("job", long="job", value=True),
+        Opt("units", long="units", value=True),
+        Opt("json", long="json"),
+        Opt("swap", long="swap"),
+        Opt("attribution", long="attribution", value=True),
+    ),
+    after_error="help",
+    wording=_PsWording(),
+)
+
+
 def parse_args(args: Sequence[str], out: TextIO, err: TextIO) -> PsOptions | int:
     """The options, or the exit code when ps is done (help or a usage error)."""
-    opts = PsOptions()
-    for arg in args:
-        if arg == "--help":
-            out.write(HELP)
-            return 0
-        if arg == "-T":
-            opts = opts._replace(threads=True)
-        elif arg == "-J":
-            opts = opts._replace(jobs_only=True)
-        elif arg == "--json":
-            opts = opts._replace(json=True)
-        elif arg == "--swap":
-            opts = opts._replace(swap=True)
-        elif arg.startswith("--units=") and len(arg) == len("--units=") + 1:
-            # One character, as ps.c takes it; format_size marks an unknown one with "?".
-            opts = opts._replace(units=arg[-1])
-        elif arg.startswith("--job=") and (koid := strtoull(arg[len("--job=") :])) is not None:
-            opts = opts._replace(job_koid=koid)
-        elif arg.startswith("--attribution="):
-            value = arg[len("--attribution=") :]
-            if value not in ATTRIBUTIONS:
-                # One line (not the whole help): the option is right, its value is not.
-                err.write(
-                    f"ps: --attribution must be 2017 or exact, not {safe_text(repr(value))}\n"
-                )
-                return 1
-            opts = opts._replace(attribution=value)
-        else:
-            err.write(f"Unknown option: {safe_text(arg)}\n{HELP}")
-            return 1
-    return opts
+    parsed = parse(GRAMMAR, args, out, err)
+    if isinstance(parsed, int):
+        return parsed
+    flags, values = parsed.flags, parsed.values
+    job = values.get("job")
+    job_koid = None if job is None else strtoull(job)
+    if job is not None and job_koid is None:
+        return bad_value("ps", "--job", job, "a job koid (a number)", err)
+    units = values.get("units", "")
+    if "units" in values and (len(units) != 1 or units not in UNITS):
+        return bad_value("ps", "--units", units, UNITS_EXPECTED, err)
+    attribution = values.get("attribution", "2017")
+    if attribution not in ATTRIBUTIONS:
+        return bad_value("ps", "--attribution", attribution, ATTRIBUTIONS_EXPECTED, err)
+    return PsOptions(
+        threads="threads" in flags,
+        jobs_only="jobs_only" in flags,
+        job_koid=job_koid,
+        units=units,
+        json="json" in flags,
+        swap="swap" in flags,
+        attribution=attribution,
+    )
 
 
 def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
