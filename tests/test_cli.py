@@ -326,8 +326,11 @@ def test_scenarios_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_scenarios_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_with(["--help"], sys.stdout, sys.stderr, FAKE_WORLDS) == 0
     assert capsys.readouterr() == (SCENARIOS_HELP, "")
-    assert run_with(["-v"], sys.stdout, sys.stderr, FAKE_WORLDS) == 1
-    assert capsys.readouterr() == ("", "Unknown option: -v\n" + SCENARIOS_HELP)
+    assert run_with(["-v"], sys.stdout, sys.stderr, FAKE_WORLDS) == 2
+    assert capsys.readouterr() == (
+        "",
+        "scenarios: invalid option -- 'v'; see `mxmem scenarios --help`\n",
+    )
 
 
 def test_scenarios_lists_the_real_registry(capsys: pytest.CaptureFixture[str]) -> None:

@@ -201,8 +201,8 @@ def test_signed_size() -> None:
 
 def test_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _run(capsys, "only-one")
-    assert code == 1 and out == ""
-    assert err.startswith("diff: expected OLD and NEW, got 1 operand(s)\nUsage: diff OLD NEW")
+    assert (code, out) == (2, "")
+    assert err == "diff: expected OLD and NEW, got 1 argument(s); see `mxmem diff --help`\n"
     missing = str(tmp_path / "missing.json")
     code, out, err = _run(capsys, missing, "sim:doc")
     assert (code, out, err) == (2, "", f"mxmem: {missing}: No such file or directory\n")

@@ -4,7 +4,7 @@ OLD and NEW are capture files (any format ``--capture`` reads, gzipped or not), 
 source spellings ``sim``, ``sim:WORLD`` and ``host``/``host:ROOT``, so a live system can be
 compared with a capture. The global source option is ignored: the two operands are the
 sources. A bad file is the capture loader's one-line error (exit 2); a wrong command
-line prints the usage and exits 1.
+line is one line (exit 2, as in every tool).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import TextIO
 
 from mxmem.accounting.diff import diff
 from mxmem.cli.common import Tool, print_notes
+from mxmem.cli.options import Grammar, Opt, parse
 from mxmem.model import Level, Snapshot
 from mxmem.render.diff import write_diff_json, write_diff_text
-from mxmem.render.text import safe_text
 from mxmem.sources import Source, open_source
 
 HELP = """\
@@ -43,26 +43,22 @@ def _open(operand: str) -> Snapshot:
     return open_source(spec).snapshot(Level.FULL)
 
 
+GRAMMAR = Grammar(
+    "diff",
+    HELP,
+    (Opt("json", long="json"), Opt("all", long="all")),
+    operands=(2, 2),
+    spec="OLD and NEW",
+)
+
+
 def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
     del source  # the operands name the two sources
-    as_json = all_rows = False
-    operands: list[str] = []
-    for arg in args:
-        if arg in ("-h", "--help"):
-            out.write(HELP)
-            return 0
-        if arg == "--json":
-            as_json = True
-        elif arg == "--all":
-            all_rows = True
-        elif arg.startswith("-") and arg != "-":
-            err.write(f"diff: unknown option '{safe_text(arg)}'\n{HELP}")
-            return 1
-        else:
-            operands.append(arg)
-    if len(operands) != 2:
-        err.write(f"diff: expected OLD and NEW, got {len(operands)} operand(s)\n{HELP}")
-        return 1
+    parsed = parse(GRAMMAR, args, out, err)
+    if isinstance(parsed, int):
+        return parsed
+    as_json, all_rows = "json" in parsed.flags, "all" in parsed.flags
+    operands = parsed.operands
     old, new = (_open(o) for o in operands)
     result = diff(old, new, old_label=operands[0], new_label=operands[1])
     if as_json:

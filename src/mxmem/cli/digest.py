@@ -26,7 +26,16 @@ from mxmem.accounting.digest import (
     exact_digest,
 )
 from mxmem.accounting.exact import attribute_snapshot
-from mxmem.cli.common import ATTRIBUTIONS, Tool, print_notes
+from mxmem.cli.common import Tool, print_notes
+from mxmem.cli.options import (
+    ATTRIBUTIONS,
+    ATTRIBUTIONS_EXPECTED,
+    Grammar,
+    Opt,
+    bad_value,
+    parse,
+    usage_error,
+)
 from mxmem.errors import UsageError
 from mxmem.model import Level
 from mxmem.render.digest import write_digest_csv, write_digest_human, write_digest_json
@@ -61,11 +70,6 @@ mmu + ipc + other) and Free.
 _OUTPUTS = ("human", "csv", "json")
 
 
-def _usage(err: TextIO, message: str) -> int:
-    err.write(f"digest: {safe_text(message)}; see `mxmem digest --help`\n")
-    return EXIT_BAD_BUCKETS
-
-
 def _load_rules(path: str) -> tuple[BucketRule, ...]:
     try:
         raw = Path(path).read_bytes()
@@ -78,35 +82,30 @@ def _load_rules(path: str) -> tuple[BucketRule, ...]:
     return bucket_rules(data, path)
 
 
+GRAMMAR = Grammar(
+    "digest",
+    HELP,
+    (
+        Opt("buckets", long="buckets", value=True),
+        Opt("output", long="output", value=True),
+        Opt("attribution", long="attribution", value=True),
+    ),
+)
+
+
 def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
-    buckets: str | None = None
-    output = "human"
-    attribution = "2017"
-    rest = list(args)
-    while rest:
-        arg = rest.pop(0)
-        if arg in ("-h", "--help"):
-            out.write(HELP)
-            return 0
-        name, eq, value = arg.partition("=")
-        if name not in ("--buckets", "--output", "--attribution"):
-            return _usage(err, f"unknown argument {arg!r}")
-        if not eq:
-            if not rest:
-                return _usage(err, f"{name} needs a value")
-            value = rest.pop(0)
-        if name == "--buckets":
-            buckets = value
-        elif name == "--attribution":
-            if value not in ATTRIBUTIONS:
-                return _usage(err, f"--attribution must be 2017 or exact, not {value!r}")
-            attribution = value
-        elif value in _OUTPUTS:
-            output = value
-        else:
-            return _usage(err, f"--output must be human, csv or json, not {value!r}")
+    parsed = parse(GRAMMAR, args, out, err)
+    if isinstance(parsed, int):
+        return parsed
+    buckets = parsed.values.get("buckets")
+    output = parsed.values.get("output", "human")
+    attribution = parsed.values.get("attribution", "2017")
+    if attribution not in ATTRIBUTIONS:
+        return bad_value("digest", "--attribution", attribution, ATTRIBUTIONS_EXPECTED, err)
+    if output not in _OUTPUTS:
+        return bad_value("digest", "--output", output, "human, csv or json", err)
     if buckets is None and attribution != "exact":
-        return _usage(err, "--buckets FILE is required")
+        return usage_error(GRAMMAR, "digest: --buckets FILE is required", err)
     try:
         rules = () if buckets is None else _load_rules(buckets)
     except UsageError as e:

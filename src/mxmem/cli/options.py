@@ -47,6 +47,7 @@ __all__ = [
     "bad_value",
     "parse",
     "source_hint",
+    "usage_error",
 ]
 
 EXIT_USAGE = 2

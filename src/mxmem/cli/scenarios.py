@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from mxmem.cli.common import Tool
+from mxmem.cli.options import Grammar, Opt, parse
 from mxmem.render.jsonout import JsonValue, write_json
 from mxmem.render.text import safe_text
 from mxmem.sources import Source
@@ -44,19 +45,15 @@ def scenarios_json(worlds: Sequence[World]) -> JsonValue:
     }
 
 
+GRAMMAR = Grammar("scenarios", HELP, (Opt("json", long="json"),))
+
+
 def run_with(args: Sequence[str], out: TextIO, err: TextIO, worlds: Sequence[World]) -> int:
     """``run`` over a given list of worlds."""
-    json = False
-    for arg in args:
-        if arg == "--help":
-            out.write(HELP)
-            return 0
-        if arg == "--json":
-            json = True
-        else:
-            err.write(f"Unknown option: {safe_text(arg)}\n{HELP}")
-            return 1
-    if json:
+    parsed = parse(GRAMMAR, args, out, err)
+    if isinstance(parsed, int):
+        return parsed
+    if "json" in parsed.flags:
         write_json(scenarios_json(worlds), out)
     else:
         write_scenarios(worlds, out)
