@@ -9,12 +9,17 @@ shapes.
 
 from __future__ import annotations
 
+import io
 import itertools
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from users import as_nobody
 
 from mxmem.cli import main
 from mxmem.cli.kconsole import atoul
@@ -664,3 +669,68 @@ def test_hostile_names_are_neutralised(capsys: pytest.CaptureFixture[str]) -> No
     assert outputs["ps"].splitlines()[1].endswith(f"[{SAFE}]")
     assert outputs["jobs"].splitlines()[-1] == f"   3000 '{SAFE}'"
     assert outputs["asd"].splitlines()[2].endswith(f"'{SAFE}'")
+
+
+# --------------------------------------------------------------------------- unreadable
+
+LINUX = sys.platform.startswith("linux") and os.path.exists("/proc/self/smaps_rollup")
+ROOT = LINUX and os.geteuid() == 0
+PF_KTHREAD = 0x00200000
+
+
+def _run_host(args: list[str]) -> str:
+    """``mxmem --host ARGS`` in this process, as ``code NUL out NUL err``."""
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        code = main(["--host", *args])
+    finally:
+        sys.stdout, sys.stderr = saved
+    return f"{code}\x00{out.getvalue()}\x00{err.getvalue()}"
+
+
+@pytest.mark.skipif(not ROOT, reason="needs Linux and root, to run as a user who cannot read")
+@pytest.mark.parametrize("cmd", ["ht", "vmos", "asd"])
+def test_a_process_the_user_cannot_read_is_said_so(cmd: str) -> None:
+    # Was: `total: 0 handles` / `0 VMOs`, exit 0, as if the process held nothing.
+    # The same command first as root: the child then imports nothing (the new user may
+    # not be able to read where Python's packages are).
+    _run_host(["k", "mx", cmd, str(os.getpid())])
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        code, out, err = as_nobody(lambda: _run_host(["k", "mx", cmd, str(sleeper.pid)])).split(
+            "\x00"
+        )
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert (code, out) == ("1", f"process [{sleeper.pid}] cannot be read (permission denied)\n")
+    assert "Traceback" not in err
+
+
+def _kernel_thread() -> int | None:
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[6]) & PF_KTHREAD:  # field 9, flags
+            return int(entry)
+    return None
+
+
+@pytest.mark.skipif(not LINUX, reason="needs Linux /proc")
+@pytest.mark.parametrize("cmd", ["ht", "vmos", "asd"])
+def test_a_kernel_thread_has_no_handles_to_show(cmd: str) -> None:
+    pid = _kernel_thread()
+    if pid is None:
+        pytest.skip("no kernel thread visible (a PID namespace)")
+    code, out, _ = _run_host(["k", "mx", cmd, str(pid)]).split("\x00")
+    assert (code, out) == (
+        "1",
+        f"process [{pid}] is a kernel thread: it has no handles and no user address space\n",
+    )
