@@ -534,8 +534,10 @@ def test_fixture_tree_kstats(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         "        0    0\n"
         "all   0.00%         0    0     -         -      -     0     -        0    0      -"
         "        0    0\n"
-        "     total       free       VMOs      kheap      kfree      wired        mmu\n"
-        "  24105.1M   21844.0M    2057.2M     131.3M       9.0M       2.3M       3.8M\n"
+        "    total      free      VMOs     kheap     kfree     wired       mmu     other"
+        " available\n"
+        " 24105.1M  21844.0M   2057.2M    131.3M      9.0M      2.3M      3.8M     57.7M"
+        "  22873.0M\n"
     )
     assert err == ""
     # kfree: the free objects of the captured slabinfo; kheap: the rest of the heap.
@@ -733,11 +735,15 @@ def test_kstats_memory_on_the_host_sums_to_total(capsys: pytest.CaptureFixture[s
     code, out, _ = run(capsys, "kstats", "-m", "-n", "1")
     assert code == 0
     header, values = out.splitlines()
-    assert header.split() == ["total", "free", "VMOs", "kheap", "kfree", "wired", "mmu"]
+    assert header.split() == [
+        *("total", "free", "VMOs", "kheap", "kfree", "wired", "mmu", "other", "available")
+    ]
     total_kb = int(Path("/proc/meminfo").read_text().split()[1])
     # Magenta's rounding, as kstats prints every size (not "%.1f": 24683772 kB is
     # 24105.2 MiB by %.1f and 24105.3M by sizes.c), so no machine's size breaks it.
     assert values.split()[0] == format_size(total_kb * 1024, "M")
+    # (That the printed parts add up to it: test_kstats.py::
+    # test_kstats_memory_on_the_host_adds_up.)
     snapshot = HostSource().snapshot(Level.KMEM)
     assert snapshot.kernel is not None
     assert snapshot.kernel.parts_sum() == snapshot.kernel.total_bytes
@@ -808,7 +814,8 @@ def test_a_normal_user_is_told_what_the_kernel_hides() -> None:
     ) in err
     # kstats -m: kfree is unknown without slabinfo, and says so (once).
     code, out, err = as_nobody(tool("kstats", "-m", "-n", "1")).split("\x00")
-    assert code == "0" and out.split()[7:] and out.split()[11] == "0M"
+    header, values = out.splitlines()
+    assert code == "0" and dict(zip(header.split(), values.split(), strict=True))["kfree"] == "0M"
     assert err == (
         "kstats: note: the kernel heap's free part (kfree, kernel/heap/free) is unknown and"
         " shown as 0: /proc/slabinfo is readable by root only\n"

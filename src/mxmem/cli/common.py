@@ -48,10 +48,16 @@ class LazySource:
     def advance(self, seconds: float) -> None:
         """Forward simulated time to the source, if its time is simulated (a LazySource
         is always :class:`~mxmem.sources.Advancing`; what it wraps may not be)."""
+        source = self.opened()
+        if isinstance(source, Advancing):
+            source.advance(seconds)
+
+    def opened(self) -> Source:
+        """The source itself, opened now if it was not: what it is, not what a
+        LazySource claims to be (always :class:`~mxmem.sources.Advancing`)."""
         if self._source is None:
             self._source = open_source(self._spec)
-        if isinstance(self._source, Advancing):
-            self._source.advance(seconds)
+        return self._source
 
 
 _C_SPACE = " \t\n\v\f\r"

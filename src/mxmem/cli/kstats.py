@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from typing import NamedTuple, TextIO
 
-from mxmem.cli.common import Tool, print_notes
+from mxmem.cli.common import LazySource, Tool, print_notes
 from mxmem.cli.options import EXIT_USAGE, Grammar, Opt, bad_value, parse
 from mxmem.errors import MxmemError
 from mxmem.model import Level, Snapshot
@@ -132,8 +132,53 @@ def _sample(source: Source, opts: KstatsOptions) -> Snapshot:
     return snapshot
 
 
+def _later(source: Source, opts: KstatsOptions, first: Snapshot) -> Snapshot | None:
+    """A second sample, taken at once, or ``None`` when the source holds one moment (a
+    capture: asked again, it gives the snapshot of the same time). A simulated kernel's
+    time moves when told (it is :class:`~mxmem.sources.Advancing`), a live host's by
+    itself: the second sample of a host is a few microseconds later."""
+    opened = source.opened() if isinstance(source, LazySource) else source
+    if isinstance(opened, Advancing):
+        return first
+    later = _sample(source, opts)
+    return None if later.timestamp == first.timestamp else later
+
+
+def _report(
+    opts: KstatsOptions, previous: Snapshot | None, snapshot: Snapshot, out: TextIO
+) -> None:
+    # A report is made whole, then written at once, so Ctrl-C never leaves half of one;
+    # and flushed, so it shows as it is made, also through a pipe.
+    report = io.StringIO()
+    if opts.timestamps:
+        report.write(timestamp_line(snapshot.timestamp))
+    if opts.cpu:
+        assert previous is not None
+        rows = cpu_rows(previous.cpus, snapshot.cpus)
+        if previous.cpu_total is not None and snapshot.cpu_total is not None:
+            rows.append(cpu_row(previous.cpu_total, snapshot.cpu_total))
+        write_cpu(rows, report)
+    if opts.memory:
+        assert snapshot.kernel is not None
+        write_kmem(snapshot.kernel, report, snapshot.platform)
+    out.write(report.getvalue())
+    out.flush()
+
+
 def _reports(opts: KstatsOptions, source: Source, out: TextIO, err: TextIO) -> None:
-    previous = _sample(source, opts) if opts.cpu else None
+    first = _sample(source, opts)
+    snapshot = _later(source, opts, first)
+    if snapshot is None:
+        # One moment: one -m report, and no -c deltas (they would be zeros forever).
+        if opts.cpu:
+            raise MxmemError(
+                f"kstats: -c needs two samples to show what changed, and {source.name}"
+                " holds one moment; -m shows its memory"
+            )
+        _report(opts, None, first, out)
+        print_notes("kstats", first.notes, err)
+        return
+    previous = snapshot
     # Deadlines, as kstats.c's mx_deadline_after: the time spent sampling and printing
     # does not stretch the period.
     deadline = time.monotonic()
@@ -147,23 +192,8 @@ def _reports(opts: KstatsOptions, source: Source, out: TextIO, err: TextIO) -> N
             time.sleep(max(deadline - time.monotonic(), 0.0))
             if isinstance(source, Advancing):
                 source.advance(opts.delay)
-        snapshot = _sample(source, opts)
-        # A report is made whole, then written at once, so Ctrl-C never leaves half of
-        # one; and flushed, so it shows as it is made, also through a pipe.
-        report = io.StringIO()
-        if opts.timestamps:
-            report.write(timestamp_line(snapshot.timestamp))
-        if opts.cpu:
-            assert previous is not None
-            rows = cpu_rows(previous.cpus, snapshot.cpus)
-            if previous.cpu_total is not None and snapshot.cpu_total is not None:
-                rows.append(cpu_row(previous.cpu_total, snapshot.cpu_total))
-            write_cpu(rows, report)
-        if opts.memory:
-            assert snapshot.kernel is not None
-            write_kmem(snapshot.kernel, report)
-        out.write(report.getvalue())
-        out.flush()
+            snapshot = _sample(source, opts)
+        _report(opts, previous, snapshot, out)
         if count == 0:
             print_notes("kstats", snapshot.notes, err)
         previous = snapshot

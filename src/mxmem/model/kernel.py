@@ -12,6 +12,9 @@ class KernelMemory:
     ``free + wired + heap_total + vmo + mmu + ipc + other == total`` for a consistent
     source (the Magenta kernel derives every field from page-state counts, so its figures
     always sum). ``heap_free`` is the unused part of ``heap_total``, not a separate use.
+    ``available`` is not a part either: Linux's estimate (MemAvailable) of what could be
+    had without swapping, free plus reclaimable; ``None`` where the kernel has no such
+    figure (Magenta).
     """
 
     total_bytes: int
@@ -23,6 +26,7 @@ class KernelMemory:
     mmu_bytes: int
     ipc_bytes: int = 0
     other_bytes: int = 0
+    available_bytes: int | None = None
 
     @property
     def heap_allocated_bytes(self) -> int:

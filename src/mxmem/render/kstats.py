@@ -3,7 +3,11 @@
 ``-m`` follows the layout of the seed document's sample rather than the code of the time
 (§8 records the discrepancy): seven columns, each right-aligned in 10 characters and
 separated by one space (``%10s %10s ...``: the sample's columns end at 10, 21, 32...),
-sizes in fixed M units. ``-c`` prints Magenta's header and, per CPU, the
+sizes in fixed M units. The sample left out the code's ``other`` column, harmless on
+Magenta but not on Linux, where the kernel's uncounted allocations are 100-200 MiB: a
+Linux snapshot prints the code's eight columns (``%9s``, ``other`` included, so the parts
+add up to ``total``) and ``available`` (MemAvailable, not a part: free plus what could be
+reclaimed; ``-`` when the snapshot lacks it). ``-c`` prints Magenta's header and, per CPU, the
 changes of its counters between two samples; a counter the source does not keep prints
 ``-``, and a source that keeps some counters only system-wide (Linux) adds an ``all`` row.
 """
@@ -14,13 +18,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple, TextIO
 
-from mxmem.model import CpuStats, KernelMemory
+from mxmem.model import CpuStats, KernelMemory, Platform
 from mxmem.render.units import format_size
 
 __all__ = [
     "CPU_COUNTERS",
     "CPU_HEADER",
     "KMEM_HEADER",
+    "LINUX_KMEM_HEADER",
     "CpuRow",
     "cpu_row",
     "cpu_rows",
@@ -33,6 +38,10 @@ __all__ = [
 KMEM_COLUMNS = ("total", "free", "VMOs", "kheap", "kfree", "wired", "mmu")
 KMEM_WIDTH = 10
 KMEM_HEADER = " ".join(f"{c:>{KMEM_WIDTH}}" for c in KMEM_COLUMNS)
+# kstats.c's eight columns (80/8 - 1 wide), and Linux's MemAvailable.
+LINUX_KMEM_COLUMNS = (*KMEM_COLUMNS, "other", "available")
+LINUX_KMEM_WIDTH = 9
+LINUX_KMEM_HEADER = " ".join(f"{c:>{LINUX_KMEM_WIDTH}}" for c in LINUX_KMEM_COLUMNS)
 
 CPU_HEADER = (
     "cpu    load sched (cs ylds pmpts irq_pmpts) excep pagef  sysc"
@@ -72,10 +81,18 @@ def kmem_values(kmem: KernelMemory) -> tuple[int, ...]:
     )
 
 
-def write_kmem(kmem: KernelMemory, out: TextIO) -> None:
-    """The header and one line of figures, as every ``-m`` report has them."""
-    values = " ".join(f"{format_size(v, 'M'):>{KMEM_WIDTH}}" for v in kmem_values(kmem))
-    out.write(f"{KMEM_HEADER}\n{values}\n")
+def write_kmem(kmem: KernelMemory, out: TextIO, platform: Platform = Platform.MAGENTA) -> None:
+    """The header and one line of figures, as every ``-m`` report has them: the seed's
+    seven columns, or on Linux the code's eight and ``available``."""
+    if platform is not Platform.LINUX:
+        values = " ".join(f"{format_size(v, 'M'):>{KMEM_WIDTH}}" for v in kmem_values(kmem))
+        out.write(f"{KMEM_HEADER}\n{values}\n")
+        return
+    available = kmem.available_bytes
+    cells = [format_size(v, "M") for v in (*kmem_values(kmem), kmem.other_bytes)]
+    cells.append("-" if available is None else format_size(available, "M"))
+    values = " ".join(f"{c:>{LINUX_KMEM_WIDTH}}" for c in cells)
+    out.write(f"{LINUX_KMEM_HEADER}\n{values}\n")
 
 
 class CpuRow(NamedTuple):

@@ -76,11 +76,19 @@ _CHARGE = "memory.current"
 _CHARGE_KEYS = (_CHARGE, "memory.usage_in_bytes")
 _CHARGED_PAGES = "kpagecgroup"
 
-_KERNEL_FIELDS = tuple(f.name for f in fields(KernelMemory))
+# The figures every capture has; ``available_bytes`` (Linux only) is saved when known.
+_KERNEL_FIELDS = tuple(f.name for f in fields(KernelMemory) if f.name != "available_bytes")
 _CPU_FIELDS = tuple(f.name for f in fields(CpuStats))
 
 
 # --- saving ------------------------------------------------------------------------------
+
+
+def _kernel(kernel: KernelMemory) -> dict[str, int]:
+    saved = {n: getattr(kernel, n) for n in _KERNEL_FIELDS}
+    if kernel.available_bytes is not None:
+        saved["available_bytes"] = kernel.available_bytes
+    return saved
 
 
 def _stats(stats: TaskStats) -> list[int]:
@@ -211,7 +219,7 @@ def to_json(snapshot: Snapshot) -> dict[str, Any]:
         "platform": snapshot.platform.value,
         "level": snapshot.level.name,
         "timestamp": snapshot.timestamp.isoformat(),
-        "kernel": None if kernel is None else {n: getattr(kernel, n) for n in _KERNEL_FIELDS},
+        "kernel": None if kernel is None else _kernel(kernel),
         "cpus": [_cpu(c) for c in snapshot.cpus],
         "cpu_total": _cpu(snapshot.cpu_total),
         "root_job": snapshot.root_job_koid,
@@ -607,7 +615,8 @@ def from_json(document: object, where: str) -> Snapshot:
     if top.get("kernel") is not None:
         obj = loader.dict_(top["kernel"], "$.kernel")
         kernel = KernelMemory(
-            **{n: loader.int_(obj.get(n), f"$.kernel.{n}") for n in _KERNEL_FIELDS}
+            **{n: loader.int_(obj.get(n), f"$.kernel.{n}") for n in _KERNEL_FIELDS},
+            available_bytes=loader.opt_int(obj.get("available_bytes"), "$.kernel.available_bytes"),
         )
     cpus = tuple(
         loader.cpu(c, f"$.cpus[{i}]") for i, c in enumerate(loader.list_(top.get("cpus"), "$.cpus"))

@@ -176,6 +176,7 @@ def kernel_memory(meminfo: dict[str, int], slab_free: int = 0) -> KernelMemory:
         mmu_bytes=mmu,
         ipc_bytes=0,
         other_bytes=other,
+        available_bytes=get("MemAvailable"),
     )
 
 
