@@ -267,3 +267,21 @@ def test_hostile_vmo_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.splitlines()[2].endswith(":vmo 'x'\\r\\x1b[1A\\u202eevil'")
     code, out, _ = run_vmaps(capsys, "1100", "--json", kernel=k)
     assert json.loads(out)[2]["name"] == name
+
+
+def test_wide_koids_keep_the_names_in_one_column(capsys: pytest.CaptureFixture[str]) -> None:
+    # A Linux host's koids are 16 digits: on main they overflowed the 5-wide :vmo column,
+    # so mapping names started further right than the VMARs' names.
+    k = Kernel(16 << 20, wired_bytes=1 << 20)
+    p = k.process_create(k.root_job, "p", koid=1100)
+    k.process_start(p)
+    vmo = k.vmo_create(PAGE_SIZE, "big", owner=p, koid=2**52 + 5)
+    k.vmar_map(root_vmar(p), vmo, addr=0x10000000)
+    assert main(["vmaps", "1100"], source=SimSource(k)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == (
+        "M ________10000000-________10001000 rw-    4k:sz   0B:res 4503599627370501:vmo 'big'"
+    )
+    # The names in one column but for vmaps.c's wider /A and /R prefixes of a two-level
+    # tree ("/%c%*s" with a width of -1: two characters and a space, against "M").
+    assert [line.index("'") for line in lines] == [81, 81, 79]

@@ -249,3 +249,24 @@ def test_hostile_vmo_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.splitlines()[1] == (
         "rwxmdt  1110      -     0    0    1      4k      0B \\x1b[31mred\\x1b[0m\\n"
     )
+
+
+def test_wide_koids_widen_their_columns(capsys: pytest.CaptureFixture[str]) -> None:
+    # A Linux host's koids are 16 digits: on main they overflowed the 5-wide column and
+    # every row's later columns shifted right of the header.
+    k = Kernel(64 << 20, wired_bytes=1 << 20)
+    app = k.process_create(k.root_job, "app", koid=3000)
+    k.process_start(app)
+    big = 2**52 + 5
+    lib = k.vmo_create(PAGE_SIZE, "lib", owner=app, koid=big)
+    k.vmar_map(root_vmar(app), lib, addr=0x10000000)
+    k.vmo_clone(lib, 0, PAGE_SIZE, "copy", owner=app, koid=big + 1)
+    assert main(["vmos", "3000"], source=SimSource(k)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = "rights             koid           parent #chld #map #shr    size   alloc name"
+    assert lines[0] == lines[-1] == header
+    assert lines[1:-1] == [
+        "rwxmdt 4503599627370501                -     1    1    1      4k      0B lib",
+        "rwxmdt 4503599627370502 4503599627370501     0    0    1      4k      0B copy",
+        "     - 4503599627370501                -     1    1    1      4k      0B lib",
+    ]

@@ -60,8 +60,11 @@ def _addr(addr: int) -> str:
 
 
 def write_vmaps(entries: list[VmapsEntry], out: TextIO) -> None:
-    """Print the entries as ``vmaps.c`` does (no header)."""
+    """Print the entries as ``vmaps.c`` does (no header). The ``:vmo`` koids are
+    ``%5llu``, widened to the widest (a Linux host's are 16 digits), so the names still
+    start in one column."""
     max_depth = max([2, *(e.depth for e in entries)])
+    koid_width = max([5, *(len(str(e.vmo_koid)) for e in entries if e.mapping is not None)])
     lines: list[str] = []
     for e in entries:
         letter = _LETTER[e.type]
@@ -75,9 +78,12 @@ def write_vmaps(entries: list[VmapsEntry], out: TextIO) -> None:
         m = e.mapping
         if m is not None:
             res = format_size(m.committed_bytes)
-            cols = f" {perm_string(m.perms)} {size:>5}:sz {res:>4}:res {e.vmo_koid:5d}:vmo"
+            cols = (
+                f" {perm_string(m.perms)} {size:>5}:sz {res:>4}:res"
+                f" {e.vmo_koid:{koid_width}d}:vmo"
+            )
         else:
-            cols = f" {size:>9}:sz" + " " * 19
+            cols = f" {size:>9}:sz" + " " * (14 + koid_width)
         lines.append(f"{prefix} {_addr(e.base)}-{_addr(e.end)}{cols} '{safe_text(e.name)}'\n")
     out.write("".join(lines))
 

@@ -16,9 +16,20 @@ from mxmem.render.jsonout import JsonValue
 from mxmem.render.text import safe_text
 from mxmem.render.units import format_size
 
-__all__ = ["HEADER", "VmoRow", "rights_names", "vmos_json", "vmos_rows", "write_vmos"]
+__all__ = ["HEADER", "VmoRow", "header", "rights_names", "vmos_json", "vmos_rows", "write_vmos"]
 
 HEADER = "rights  koid parent #chld #map #shr    size   alloc name\n"
+# vmos.cpp's widths of the koid and parent columns: the least, widened to the data (a
+# Linux host's koids are 16 digits; Magenta's fit).
+KOID_WIDTH = 5
+PARENT_WIDTH = 6
+
+
+def header(koid_width: int = KOID_WIDTH, parent_width: int = PARENT_WIDTH) -> str:
+    return (
+        f"rights {'koid':>{koid_width}} {'parent':>{parent_width}}"
+        " #chld #map #shr    size   alloc name\n"
+    )
 
 # JSON lists rights in the order the text column shows them (rwxmdt), then the rest.
 _RIGHTS_ORDER = (
@@ -75,8 +86,12 @@ def vmos_rows(process: Process, vmos: MappingOf[int, Vmo]) -> tuple[list[VmoRow]
 
 
 def write_vmos(rows: list[VmoRow], out: TextIO) -> None:
-    """Print the rows as ``vmos.cpp`` does, with the header before and after them."""
-    lines = [HEADER]
+    """Print the rows as ``vmos.cpp`` does, with the header before and after them; the
+    koid and parent columns are as wide as their widest value needs."""
+    koid_width = max([KOID_WIDTH, *(len(str(r.vmo.user_koid)) for r in rows)])
+    parent_width = max([PARENT_WIDTH, *(len(str(r.parent_koid or "")) for r in rows)])
+    head = header(koid_width, parent_width)
+    lines = [head]
     for row in rows:
         vmo = row.vmo
         rights = "-" if row.rights is None else rights_string(row.rights)
@@ -85,11 +100,12 @@ def write_vmos(rows: list[VmoRow], out: TextIO) -> None:
         alloc = "phys" if vmo.physical else format_size(vmo.committed_bytes)
         name = safe_text(vmo.name) if vmo.name else "-"
         lines.append(
-            f"{rights:>6} {vmo.user_koid:5d} {parent:>6} {vmo.num_children:5d}"
+            f"{rights:>6} {vmo.user_koid:{koid_width}d} {parent:>{parent_width}}"
+            f" {vmo.num_children:5d}"
             f" {vmo.num_mappings:4d} {vmo.share_count:4d} {format_size(vmo.size_bytes):>7}"
             f" {alloc:>7} {name}\n"
         )
-    lines.append(HEADER)
+    lines.append(head)
     out.write("".join(lines))
 
 
