@@ -93,8 +93,10 @@ Source (before the tool; the default is --host):
 
 Tools:
 {tools}
-Each tool's own help: `mxmem ps --help`, `mxmem vmaps help`, `mxmem vmos help`,
-`mxmem memgraph --help`, `mxmem treemap --help`, `mxmem kstats -h`, `mxmem k mx`.
+Every tool prints its own help with -h or --help (`mxmem ps -h`; vmaps and vmos
+also take `help`). Tool options: short flags bundle (-TJ), values attached or
+apart (--job=1103, --job 1103). Usage errors exit 2 in every tool; an object
+that cannot be found or read, 1.
 ps, vmaps, vmos, treemap, diff and scenarios take --json; digest takes --output json.
 
 Options:
