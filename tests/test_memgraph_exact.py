@@ -21,10 +21,10 @@ import jsonschema
 import pytest
 from fixed import FixedSource, RecordingSource
 
+from mxmem.accounting.rounding import parts_to_target
 from mxmem.cli import main
 from mxmem.cli.memgraph import HELP
 from mxmem.model import KERNEL_OBJECTS, PAGE_TABLES, Level, PageFacts, PageUse, Snapshot
-from mxmem.render.memgraph import vmo_parts
 from mxmem.sources import Source, open_source
 from mxmem.sources.sim import PAGE_SIZE, Kernel, SimSource
 from mxmem.sources.sim.kernel import SimProcess, SimVmo
@@ -294,6 +294,12 @@ def test_clone_world_vmos_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
     }
 
 
+def vmo_parts(shares: dict[int, Fraction], target: int) -> list[tuple[int, int]]:
+    """A process's VMO shares as memgraph prints them: largest first, then by koid."""
+    rounded = parts_to_target(shares, target, 0)
+    return sorted(rounded.items(), key=lambda item: (-item[1], item[0]))
+
+
 def test_vmo_parts_rounding_by_hand() -> None:
     third = Fraction(1, 3)
     shares = {7: 30 + third, 5: 20 + third, 9: 10 + third, 4: Fraction(8)}
@@ -451,7 +457,7 @@ def test_a_source_without_page_facts_is_a_one_line_error(
     code, out, err = run(capsys, FixedSource(snapshot), "--attribution=exact")
     assert (code, out) == (1, "")
     assert err == (
-        "mxmem: memgraph: --attribution=exact: the source (fixed) gives no page-level facts"
+        "memgraph: --attribution=exact: the source fixed has no page-level facts"
         " to attribute\n"
     )
 

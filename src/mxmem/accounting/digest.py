@@ -6,51 +6,55 @@ expressions matched against the WHOLE name (``re.fullmatch``, as ``std::regex_ma
 a list of patterns matches when any of them does; a missing or empty pattern matches
 every name (Fuchsia's ``BucketMatch`` treats an empty regex so).
 
-Assignment takes the processes in snapshot order (capture order for a capture), then the
-bucket rules in file order, then the process's VMOs, as the issue that specifies mxmem's
-digest fixes it (and Fuchsia's ``scripts/memory`` digest does): a bucket whose process
-pattern matches claims each VMO of that process whose name matches, unless a bucket
-already claimed it. So a VMO shared by two processes goes to a bucket of the process
-that comes first. (Fuchsia's C++ ``Digester`` loops over buckets first; the two orders
-differ only for VMOs shared by processes matched by different buckets.) VMOs with 0
-committed bytes are skipped (they add nothing). A bucket's size is the committed bytes of
-the VMOs it claimed.
+Assignment follows Fuchsia's ``Digester``: bucket by bucket in file order, and for each
+bucket the processes in snapshot order (capture order for a capture) whose name matches,
+and each such process's VMOs: a VMO whose name matches goes to the bucket unless an
+earlier bucket claimed it. So when two buckets could claim a VMO, the first in the file
+does, whichever process references it. VMOs with 0 committed bytes are skipped (they add
+nothing). A bucket's size is the committed bytes of the VMOs it claimed.
 
 Then the named buckets are sorted by size, largest first; equal sizes keep file order
 (a stable sort, so the output is deterministic). After them come, always, in this order:
 
-- ``Undigested``: committed bytes of every VMO of the snapshot that no bucket claimed;
-- ``Orphaned``: the kernel's VMO total minus the committed bytes of all the snapshot's
-  VMOs (memory in VMOs no process references), never negative: if the VMOs add up to
-  more than the kernel's figure (a snapshot not taken atomically), it is 0 and a note
-  says by how much;
+- ``Undigested``: committed bytes of every VMO of the snapshot that no bucket claimed,
+  except the kernel's own (``kernel_only``: on the simulated kernel its image and heap,
+  on Linux its slab and vmalloc areas), whose memory is in ``Kernel`` (a Fuchsia
+  capture holds only the VMOs processes reference, so it has none);
+- ``Orphaned``: the kernel's VMO total minus the committed bytes of those VMOs (memory
+  in VMOs the snapshot does not list, e.g. the kernel's own VMOs whose pages are VMO
+  pages), never negative: if the VMOs add up to more than the kernel's figure (a
+  snapshot not taken atomically), it is 0 and a note says by how much;
 - ``Kernel``: wired + heap + mmu + ipc + other;
-- ``Free``: free memory.
+- ``Free``: free memory;
+- ``Residual``, only when the rows above do not add up to the total memory (kernel
+  figures that do not add up, or an Orphaned clamped at 0): total minus the rest, either
+  sign, so that the rows always add up to the total.
 
-The last three need kernel figures; a snapshot without them has none of the three, and
-a note says so.
+The last four need kernel figures; a snapshot without them has none of them, and a note
+says so. ``undigested`` lists, per process, the committed bytes of the Undigested VMOs
+it references (a VMO several processes reference counts for each, as Fuchsia's
+``--undigested`` prints them), largest first.
 
-Exact mode (:func:`exact_digest`, ``digest --attribution=exact``, issue 6) claims VMOs
-by the same rule, but sizes every VMO by its exact attributed bytes
-(:attr:`Attribution.vmos <mxmem.accounting.exact.Attribution.vmos>`: each page once,
-a copy-on-write page split among the VMOs that reach it), so no page is in two
-buckets. After the named buckets come:
+Exact mode (``digest --attribution=exact``, issue 6) claims VMOs by the same rule, but
+sizes them by the exact rule's figures (:mod:`mxmem.accounting.figures`): each process's
+private + shared bytes by the VMO they were reached through, in whole bytes that add up
+to its printed figures, so no page is in two buckets and a process's undigested bytes
+are its own share. After the named buckets come:
 
 - ``Undigested``: the rest of the memory attributed to processes through VMOs (also
   pages a source cannot tie to a VMO);
 - ``Estimated (processes)``, only for a source with per-process figures that are not
   page-level (a Linux host read without root);
 - ``Kernel (processes)``: kernel memory the processes cause (page tables, kernel
-  stacks, kernel objects); left out when an approximate source cannot tell (it is 0
-  there, and the kernel's memory is in the categories);
+  stacks, kernel objects); left out where the source cannot tell (a capture: the
+  kernel's memory is in the categories);
 - the attribution's categories, by kind, largest first, ``Free`` last (always shown):
   memory no process can be blamed for, instead of the 2017 ``Orphaned`` (a difference
   of two figures that could go negative) and the lump ``Kernel``;
 - ``Residual``, only when the attribution does not add up to the total (a live host):
   total minus the rest, either sign, never folded into another row.
 
-Sizes are rounded to whole bytes all together (largest remainder), so the rows add up
-to the total physical memory exactly.
+The rows add up to the total physical memory exactly, in either mode.
 """
 
 from __future__ import annotations
@@ -58,28 +62,34 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
-from mxmem.accounting.exact import Attribution, integer_parts
+from mxmem.accounting.figures import Figures, vmo_bytes
 from mxmem.accounting.fuchsia import process_vmo_koids
 from mxmem.errors import UsageError
 from mxmem.model import Snapshot
 
 __all__ = [
     "ESTIMATED",
+    "FREE",
+    "KERNEL",
     "KERNEL_PROCESSES",
+    "ORPHANED",
     "RESIDUAL",
     "UNDIGESTED",
     "BucketRule",
     "BucketSize",
     "Digest",
+    "UndigestedProcess",
     "bucket_rules",
     "digest",
     "exact_digest",
 ]
 
 UNDIGESTED = "Undigested"
+ORPHANED = "Orphaned"
+KERNEL = "Kernel"
+FREE = "Free"
 ESTIMATED = "Estimated (processes)"
 KERNEL_PROCESSES = "Kernel (processes)"
 RESIDUAL = "Residual"
@@ -111,12 +121,24 @@ class BucketSize:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UndigestedProcess:
+    """A process's undigested memory (Fuchsia's ``--undigested``)."""
+
+    koid: int
+    name: str
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Digest:
+    """The rows, which add up to ``total_bytes`` (without kernel figures: the memory of
+    the processes' VMOs, all the rows there are); ``exact``: None in 2017 mode, else
+    whether the attribution was exact (False: approximate, the notes say why)."""
+
     buckets: tuple[BucketSize, ...]
+    total_bytes: int
+    undigested: tuple[UndigestedProcess, ...] = ()
     notes: tuple[str, ...] = ()
-    # Exact mode only: the total physical memory the buckets add up to, and whether the
-    # attribution was exact (False: approximate, the notes say why). None in 2017 mode.
-    total_bytes: int | None = None
     exact: bool | None = None
 
 
@@ -178,24 +200,22 @@ def bucket_rules(data: Any, label: str) -> tuple[BucketRule, ...]:
 
 
 def _claim(
-    snapshot: Snapshot, rules: Sequence[BucketRule], size: Mapping[int, int | Fraction]
+    snapshot: Snapshot, rules: Sequence[BucketRule], sized: Mapping[int, object]
 ) -> list[list[int]]:
-    """The VMO koids each rule claims, in claim order; ``size`` gives each VMO's bytes
-    (a VMO of size 0 adds nothing and is not claimed)."""
+    """The VMO koids each rule claims, in claim order, by Fuchsia's order (bucket by
+    bucket in file order, then the processes in snapshot order, then each one's VMOs);
+    only VMOs with a nonzero size in ``sized`` are claimed."""
     vmos = snapshot.vmos
     claimed: set[int] = set()
     out: list[list[int]] = [[] for _ in rules]
-    # The order the issue fixes (and Fuchsia's scripts/memory digest follows): processes in
-    # capture order, then rules in file order, then the process's VMOs; the first match
-    # claims a VMO, so a VMO shared by two processes goes to the earlier process's bucket.
-    for process in snapshot.processes.values():
-        koids = process_vmo_koids(process)
-        for i, rule in enumerate(rules):
+    refs = {koid: process_vmo_koids(p) for koid, p in snapshot.processes.items()}
+    for i, rule in enumerate(rules):
+        for process in snapshot.processes.values():
             if not rule.process_match(process.name):
                 continue
-            for koid in koids:
+            for koid in refs[process.koid]:
                 vmo = vmos.get(koid)
-                if vmo is None or not size.get(koid) or koid in claimed:
+                if vmo is None or not sized.get(koid) or koid in claimed:
                     continue
                 if rule.vmo_match(vmo.name):
                     claimed.add(koid)
@@ -203,34 +223,59 @@ def _claim(
     return out
 
 
+def _named(
+    rules: Sequence[BucketRule], claims: list[list[int]], size: Mapping[int, int]
+) -> list[BucketSize]:
+    named = [
+        BucketSize(name=rule.name, size_bytes=sum(size[k] for k in koids), vmo_count=len(koids))
+        for rule, koids in zip(rules, claims, strict=True)
+    ]
+    named.sort(key=lambda b: -b.size_bytes)  # stable: ties keep file order
+    return named
+
+
+def _undigested(
+    snapshot: Snapshot, per_process: Mapping[int, int]
+) -> tuple[UndigestedProcess, ...]:
+    rows = [
+        UndigestedProcess(koid=koid, name=snapshot.processes[koid].name, size_bytes=size)
+        for koid, size in per_process.items()
+        if size
+    ]
+    rows.sort(key=lambda r: (-r.size_bytes, r.koid))
+    return tuple(rows)
+
+
 def digest(snapshot: Snapshot, rules: Sequence[BucketRule]) -> Digest:
     """The bucket sizes of ``snapshot`` (see the module doc for the rule)."""
     vmos = snapshot.vmos
-    committed = {koid: vmo.committed_bytes for koid, vmo in vmos.items()}
+    refs = {koid: process_vmo_koids(p) for koid, p in snapshot.processes.items()}
+    # The kernel's own VMOs (kernel_only: on the simulated kernel its image and heap,
+    # on Linux its slab and vmalloc areas) are memory the Kernel row counts.
+    committed = {k: v.committed_bytes for k, v in vmos.items() if not v.kernel_only}
     claims = _claim(snapshot, rules, committed)
     claimed = {koid for koids in claims for koid in koids}
-    sizes = [sum(committed[k] for k in koids) for koids in claims]
-    counts = [len(koids) for koids in claims]
-    named = [
-        BucketSize(name=rule.name, size_bytes=sizes[i], vmo_count=counts[i])
-        for i, rule in enumerate(rules)
-    ]
-    named.sort(key=lambda b: -b.size_bytes)  # stable: ties keep file order
-    undigested = [v for k, v in vmos.items() if k not in claimed and v.committed_bytes]
+    undigested = [k for k, size in committed.items() if k not in claimed and size]
+    in_vmos = sum(committed.values())
     buckets = [
-        *named,
+        *_named(rules, claims, committed),
         BucketSize(
-            name="Undigested",
-            size_bytes=sum(v.committed_bytes for v in undigested),
+            name=UNDIGESTED,
+            size_bytes=sum(committed[k] for k in undigested),
             vmo_count=len(undigested),
         ),
     ]
+    left = set(undigested)
+    per_process = {
+        koid: sum(committed[k] for k in koids if k in left) for koid, koids in refs.items()
+    }
     notes: list[str] = []
     kernel = snapshot.kernel
+    total = in_vmos
     if kernel is None:
         notes.append("no kernel memory figures: no Orphaned, Kernel or Free buckets")
     else:
-        in_vmos = sum(v.committed_bytes for v in vmos.values())
+        total = kernel.total_bytes
         orphaned = kernel.vmo_bytes - in_vmos
         if orphaned < 0:
             notes.append(
@@ -239,18 +284,31 @@ def digest(snapshot: Snapshot, rules: Sequence[BucketRule]) -> Digest:
             )
             orphaned = 0
         buckets += [
-            BucketSize(name="Orphaned", size_bytes=orphaned),
+            BucketSize(name=ORPHANED, size_bytes=orphaned),
             BucketSize(
-                name="Kernel",
+                name=KERNEL,
                 size_bytes=kernel.wired_bytes
                 + kernel.heap_total_bytes
                 + kernel.mmu_bytes
                 + kernel.ipc_bytes
                 + kernel.other_bytes,
             ),
-            BucketSize(name="Free", size_bytes=kernel.free_bytes),
+            BucketSize(name=FREE, size_bytes=kernel.free_bytes),
         ]
-    return Digest(buckets=tuple(buckets), notes=tuple(notes))
+        residual = total - sum(b.size_bytes for b in buckets)
+        if residual:
+            notes.append(
+                f"the rows above Residual add up to {total - residual} bytes, not the"
+                f" total {total}: the kernel's figures do not add up (or Orphaned was"
+                " clamped); the difference is the Residual row"
+            )
+            buckets.append(BucketSize(name=RESIDUAL, size_bytes=residual))
+    return Digest(
+        buckets=tuple(buckets),
+        total_bytes=total,
+        undigested=_undigested(snapshot, per_process),
+        notes=tuple(notes),
+    )
 
 
 def _category_row(name: str) -> str:
@@ -259,50 +317,50 @@ def _category_row(name: str) -> str:
     return name[:1].upper() + name[1:]
 
 
-def exact_digest(
-    snapshot: Snapshot, rules: Sequence[BucketRule], attribution: Attribution
-) -> Digest:
-    """The bucket sizes of ``snapshot`` by exact attribution (see the module doc)."""
-    exact = attribution.vmos
-    claims = _claim(snapshot, rules, exact)
+def exact_digest(snapshot: Snapshot, rules: Sequence[BucketRule], figs: Figures) -> Digest:
+    """The bucket sizes of ``snapshot`` by the exact rule's figures ``figs`` (see the
+    module doc)."""
+    system = figs.system
+    assert system is not None, "the exact rule's figures"
+    # Each process's private + shared bytes by VMO, in whole bytes that add up to it.
+    shares = {koid: vmo_bytes(figs, koid) for koid in figs.measured}
+    size: dict[int, int] = {}
+    for by_vmo in shares.values():
+        for vkoid, nbytes in by_vmo.items():
+            size[vkoid] = size.get(vkoid, 0) + nbytes
+    claims = _claim(snapshot, rules, size)
     claimed = {koid for koids in claims for koid in koids}
-    # Every row as an exact fraction, keyed by its position (names may repeat: a bucket
-    # file may call a bucket "Free").
-    named = [
-        (rule.name, sum((exact[k] for k in koids), Fraction(0)), len(koids))
-        for rule, koids in zip(rules, claims, strict=True)
-    ]
-    named.sort(key=lambda row: -row[1])  # stable: ties keep file order
-    rest = [k for k, v in exact.items() if v and k not in claimed]
-    rows: list[tuple[str, Fraction, int]] = [
-        *named,
-        (UNDIGESTED, sum((exact[k] for k in rest), Fraction(0)), len(rest)),
-    ]
-    estimated = sum((p.estimated for p in attribution.processes.values()), Fraction(0))
-    if estimated:
-        rows.append((ESTIMATED, estimated, 0))
-    kernel = sum((p.kernel_total for p in attribution.processes.values()), Fraction(0))
-    if kernel or attribution.exact:
-        # An approximate source that cannot tell (a capture) has its kernel memory in
-        # the categories; a 0 row would read as "the processes cost the kernel nothing".
-        rows.append((KERNEL_PROCESSES, kernel, 0))
-    categories = sorted(
-        ((k, v) for k, v in attribution.categories.items() if k != "free"),
-        key=lambda item: (-item[1], item[0]),
-    )
-    rows += [(_category_row(k), v, 0) for k, v in categories]
-    rows.append(("Free", attribution.categories.get("free", Fraction(0)), 0))
-    whole = integer_parts((str(i), size) for i, (_, size, _) in enumerate(rows))
+    rest = [k for k, v in size.items() if v and k not in claimed]
     buckets = [
-        BucketSize(name=name, size_bytes=whole[str(i)], vmo_count=count)
-        for i, (name, _, count) in enumerate(rows)
+        *_named(rules, claims, size),
+        BucketSize(name=UNDIGESTED, size_bytes=sum(size[k] for k in rest), vmo_count=len(rest)),
     ]
-    if attribution.residual:
-        residual = attribution.total_bytes - sum(whole.values())
-        buckets.append(BucketSize(name=RESIDUAL, size_bytes=residual))
+    per_process = {
+        koid: sum(n for k, n in by_vmo.items() if k not in claimed)
+        for koid, by_vmo in shares.items()
+    }
+    known = [f for f in figs.processes.values() if f is not None]
+    estimated = sum(f.estimated for f in known)
+    if estimated:
+        buckets.append(BucketSize(name=ESTIMATED, size_bytes=estimated))
+    if system.kernel_known:
+        # A source that cannot tell (a capture) has its kernel memory in the categories;
+        # a 0 row would read as "the processes cost the kernel nothing".
+        kernel = sum(f.kernel or 0 for f in known)
+        buckets.append(BucketSize(name=KERNEL_PROCESSES, size_bytes=kernel))
+    free = 0
+    for name, nbytes in system.categories:
+        if name == "free":
+            free = nbytes
+        else:
+            buckets.append(BucketSize(name=_category_row(name), size_bytes=nbytes))
+    buckets.append(BucketSize(name=FREE, size_bytes=free))
+    if system.has_residual:
+        buckets.append(BucketSize(name=RESIDUAL, size_bytes=system.residual_bytes))
     return Digest(
         buckets=tuple(buckets),
-        notes=attribution.notes,
-        total_bytes=attribution.total_bytes,
-        exact=attribution.exact,
+        total_bytes=system.total_bytes,
+        undigested=_undigested(snapshot, per_process),
+        notes=system.notes,
+        exact=system.exact,
     )

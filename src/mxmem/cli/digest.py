@@ -20,12 +20,11 @@ from typing import TextIO
 from mxmem.accounting.digest import (
     EXIT_BAD_BUCKETS,
     BucketRule,
-    Digest,
     bucket_rules,
     digest,
     exact_digest,
 )
-from mxmem.accounting.exact import attribute_snapshot
+from mxmem.accounting.figures import NoPageFacts, figures, level_for, no_page_facts
 from mxmem.cli.common import Tool, print_notes
 from mxmem.cli.options import (
     ATTRIBUTIONS,
@@ -39,7 +38,7 @@ from mxmem.cli.options import (
 from mxmem.errors import UsageError
 from mxmem.model import Level
 from mxmem.render.digest import write_digest_csv, write_digest_human, write_digest_json
-from mxmem.render.exact import attribution_notes
+from mxmem.render.exact import figures_notes
 from mxmem.render.text import safe_text
 from mxmem.sources import Source
 
@@ -111,40 +110,26 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
     except UsageError as e:
         err.write(f"digest: {safe_text(str(e))}\n")
         return e.exit_code
+    snapshot = source.snapshot(level_for(attribution, Level.FULL))
     if attribution == "exact":
-        return _run_exact(rules, output, source, out, err)
-    snapshot = source.snapshot(Level.FULL)
-    result = digest(snapshot, rules)
-    _write(result, output, out)
-    print_notes("digest", (*snapshot.notes, *result.notes), err)
-    return 0
-
-
-def _write(result: Digest, output: str, out: TextIO) -> None:
+        try:
+            figs = figures(snapshot, "exact")
+        except NoPageFacts:
+            err.write(f"digest: {safe_text(no_page_facts(source.name))}\n")
+            return 1
+        result = exact_digest(snapshot, rules, figs)
+    else:
+        result = digest(snapshot, rules)
     if output == "json":
         write_digest_json(result, out)
     elif output == "csv":
         write_digest_csv(result, out)
     else:
         write_digest_human(result, out)
-
-
-def _run_exact(
-    rules: Sequence[BucketRule], output: str, source: Source, out: TextIO, err: TextIO
-) -> int:
-    snapshot = source.snapshot(Level.PAGES)
-    if snapshot.pages is None:
-        err.write(
-            f"digest: --attribution=exact: the source {safe_text(source.name)} has no"
-            " page-level facts to attribute\n"
-        )
-        return 1
-    attribution = attribute_snapshot(snapshot)
-    result = exact_digest(snapshot, rules, attribution)
-    _write(result, output, out)
-    # The JSON carries the attribution's notes; the table and CSV have no place for them.
-    notes = attribution_notes(snapshot.notes, attribution, in_output=output == "json")
-    print_notes("digest", notes, err)
+    # The JSON carries the notes; the table and CSV have no place for them.
+    system = figs.system if attribution == "exact" else None
+    notes = figures_notes(snapshot.notes, system, shown_in_output=output == "json")
+    print_notes("digest", (*notes, *(() if system else result.notes)), err)
     return 0
 
 

@@ -22,8 +22,7 @@ from collections.abc import Sequence
 from importlib.resources import files
 from typing import NamedTuple, TextIO
 
-from mxmem.accounting.exact import attribute_snapshot
-from mxmem.accounting.magenta2017 import task_memory
+from mxmem.accounting.figures import NoPageFacts, figures, level_for, no_page_facts, rule_for
 from mxmem.cli.common import Tool, print_notes
 from mxmem.cli.options import (
     ATTRIBUTIONS,
@@ -34,9 +33,8 @@ from mxmem.cli.options import (
     bad_value,
     parse,
 )
-from mxmem.errors import MxmemError
 from mxmem.model import Level
-from mxmem.render.exact import exact_notes
+from mxmem.render.exact import figures_notes
 from mxmem.render.memgraph import memgraph_view, write_memgraph
 from mxmem.render.text import safe_text
 from mxmem.sources import Source
@@ -126,30 +124,24 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
     # VMOs and handle tables are only in full snapshots; plain memgraph needs no more
     # than ps does. Exact attribution needs the page facts.
     level = Level.FULL if opts.vmos or opts.handles else Level.TASKS
-    if opts.exact:
-        level = Level.PAGES
-    snapshot = source.snapshot(level)
-    attribution = None
-    if opts.exact:
-        if snapshot.pages is None:
-            raise MxmemError(
-                f"memgraph: --attribution=exact: the source ({source.name}) gives no"
-                " page-level facts to attribute"
-            )
-        attribution = attribute_snapshot(snapshot)
+    attribution = "exact" if opts.exact else "2017"
+    snapshot = source.snapshot(level_for(attribution, level))
+    try:
+        # The 2017 records always; with --attribution=exact the exact fields too.
+        exact = figures(snapshot, "exact") if opts.exact else None
+    except NoPageFacts:
+        err.write(f"memgraph: {safe_text(no_page_facts(source.name))}\n")
+        return 1
     view = memgraph_view(
         snapshot,
-        task_memory(snapshot),
+        figures(snapshot, rule_for(snapshot, "2017")),
         threads=opts.threads,
         vmos=opts.vmos,
         handles=opts.handles,
-        attribution=attribution,
+        exact=exact,
     )
     write_memgraph(view.records, out)
-    notes = list(snapshot.notes)
-    if view.exact is not None and attribution is not None:
-        every = (*attribution.notes, *view.exact.notes)
-        notes.extend(exact_notes(attribution.exact, every, view.exact.residual_bytes))
+    notes = figures_notes(snapshot.notes, None if exact is None else exact.system)
     if snapshot.kernel is None:
         notes.append("the source has no kernel memory figures; there are no kernel records")
     if view.unknown_processes:

@@ -4,10 +4,10 @@ Options are read by the common option layer (:mod:`mxmem.cli.options`) in order,
 ps.c read them: ``-h``/``--help`` prints the help and stops, the first unknown argument
 is an error, worded as ps.c worded it (``Unknown option: <arg>`` and the help).
 
-``--attribution=exact`` (issue 6) takes the snapshot at ``Level.PAGES`` and shows the
-exact attribution (:mod:`mxmem.accounting.exact`) instead of the 2017 PSS: the same
-tree, ATTRIB/PRIVATE/SHARED/KERNEL columns and a summary of the whole system that adds
-up to its total physical memory.
+One path for every rule: the figures come from :mod:`mxmem.accounting.figures` by the
+rule ``--attribution`` selects (2017, Fuchsia's Summary on a capture of VMO lists, or
+exact: the snapshot taken at ``Level.PAGES``, ATTRIB/PRIVATE/SHARED/KERNEL columns and a
+summary of the whole system that adds up to its total physical memory).
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple, TextIO
 
-from mxmem.accounting.exact import attribute_snapshot
-from mxmem.accounting.magenta2017 import task_memory
+from mxmem.accounting.figures import NoPageFacts, figures, level_for, no_page_facts, rule_for
 from mxmem.cli.common import Tool, print_notes, strtoull
 from mxmem.cli.options import (
     ATTRIBUTIONS,
@@ -29,18 +28,9 @@ from mxmem.cli.options import (
     parse,
 )
 from mxmem.model import Level
-from mxmem.render.exact import attribution_notes, shown_attribution
+from mxmem.render.exact import figures_notes
 from mxmem.render.jsonout import write_json
-from mxmem.render.ps import (
-    exact_rows,
-    ps_exact_json,
-    ps_json,
-    ps_rows,
-    reports_swap,
-    swap_pss_total,
-    write_ps,
-    write_ps_exact,
-)
+from mxmem.render.ps import ps_columns, ps_json, ps_rows, write_ps
 from mxmem.render.text import safe_text
 from mxmem.render.units import UNITS, format_size
 from mxmem.sources import Source
@@ -146,76 +136,50 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
     opts = parse_args(args, out, err)
     if isinstance(opts, int):
         return opts
-    if opts.attribution == "exact":
-        return run_exact(opts, source, out, err)
-    snapshot = source.snapshot(Level.TASKS)
+    snapshot = source.snapshot(level_for(opts.attribution, Level.TASKS))
     start = snapshot.root_job_koid if opts.job_koid is None else opts.job_koid
     if opts.job_koid is not None and opts.job_koid not in snapshot.jobs:
         err.write(f"ERROR: no job with koid {opts.job_koid}\n")
         return 1
-    memory = task_memory(snapshot)
-    rows = ps_rows(
-        snapshot, memory, start, threads=opts.threads, jobs_only=opts.jobs_only, swap=opts.swap
-    )
-    if opts.json:
-        write_json(ps_json(rows, swap_pss=reports_swap(snapshot)), out)
-    else:
-        write_ps(rows, out, units=opts.units, threads=opts.threads)
-    notes = list(snapshot.notes)
-    # The JSON rows carry swap_pss_bytes; the table has no column for it.
-    swapped = 0 if opts.swap or opts.json else swap_pss_total(memory, snapshot, start)
-    if swapped:
-        notes.append(
-            f"{format_size(swapped)} of the processes' memory is swapped out (SwapPss)"
-            " and not in PSS; --swap includes it"
-        )
-    totals = memory.jobs.get(start) if start is not None else None
-    if totals is not None and totals.unknown:
-        # The "?" rows say it for each process; the job rows above them cannot.
-        plural = "es" if totals.unknown != 1 else ""
-        notes.append(
-            f"the sizes of {totals.unknown} process{plural} are unknown (shown as ?);"
-            " job totals leave them out"
-        )
-    print_notes("ps", notes, err)
-    return 0
-
-
-def run_exact(opts: PsOptions, source: Source, out: TextIO, err: TextIO) -> int:
-    """``ps --attribution=exact``."""
-    snapshot = source.snapshot(Level.PAGES)
-    start = snapshot.root_job_koid if opts.job_koid is None else opts.job_koid
-    if opts.job_koid is not None and opts.job_koid not in snapshot.jobs:
-        err.write(f"ERROR: no job with koid {opts.job_koid}\n")
+    try:
+        figs = figures(snapshot, rule_for(snapshot, opts.attribution))
+    except NoPageFacts:
+        err.write(f"ps: {safe_text(no_page_facts(source.name))}\n")
         return 1
-    if snapshot.pages is None:
-        err.write(
-            f"ps: --attribution=exact: the source {safe_text(source.name)} has no"
-            " page-level facts to attribute\n"
-        )
-        return 1
-    shown = shown_attribution(attribute_snapshot(snapshot))
-    rows = exact_rows(snapshot, shown, start, threads=opts.threads, jobs_only=opts.jobs_only)
+    rows = ps_rows(snapshot, figs, start, threads=opts.threads, jobs_only=opts.jobs_only)
+    system = figs.system
     if opts.json:
-        write_json(ps_exact_json(rows, shown, job_koid=start), out)
+        columns = ps_columns(figs, swap=opts.swap, json=True)
+        write_json(ps_json(rows, columns, system=system, job_koid=start), out)
     else:
-        # The table may show one job; the summary always adds up the whole system.
+        # The table may show one job; an exact summary always adds up the whole system.
         scope = "" if opts.job_koid is None else f"not only job {opts.job_koid}"
-        write_ps_exact(
-            rows, shown, out, units=opts.units, threads=opts.threads, swap=opts.swap, scope=scope
+        columns = ps_columns(figs, swap=opts.swap)
+        write_ps(
+            rows, columns, out, units=opts.units, threads=opts.threads, system=system, scope=scope
         )
-    notes = attribution_notes(snapshot.notes, shown, in_output=opts.json or shown.has_residual)
-    if shown.swap_bytes and not (opts.swap or opts.json):
-        notes.append(
-            f"{format_size(shown.swap_bytes)} of the processes' memory is swapped out"
-            " (their share of it) and not RAM, so not in ATTRIB; --swap shows it"
-        )
-    unknown = sum(1 for r in rows if r.type == "p" and r.share is None)
+    shown = opts.json or (system is not None and system.has_residual)
+    notes = figures_notes(snapshot.notes, system, shown_in_output=shown)
+    job = figs.jobs.get(start) if start is not None else None
+    if job is not None and job.swap and not (opts.swap or opts.json):
+        # The JSON rows carry the swap figures; the table has no column for them.
+        if system is None:
+            notes.append(
+                f"{format_size(job.swap)} of the processes' memory is swapped out (SwapPss)"
+                " and not in PSS; --swap includes it"
+            )
+        else:
+            notes.append(
+                f"{format_size(job.swap)} of the processes' memory is swapped out"
+                " (their share of it) and not RAM, so not in ATTRIB; --swap shows it"
+            )
+    unknown = 0 if job is None else job.unknown
     if unknown:
+        # The "?" rows say it for each process; the job rows above them cannot.
         plural = "es" if unknown != 1 else ""
         notes.append(
-            f"the memory of {unknown} process{plural} is unknown (shown as ?);"
-            " job totals leave it out"
+            f"the sizes of {unknown} process{plural} are unknown (shown as ?);"
+            " job totals leave them out"
         )
     print_notes("ps", notes, err)
     return 0

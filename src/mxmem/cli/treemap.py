@@ -23,8 +23,7 @@ from contextlib import contextmanager
 from importlib import resources
 from typing import NamedTuple, TextIO
 
-from mxmem.accounting.exact import attribute_snapshot
-from mxmem.accounting.magenta2017 import task_memory
+from mxmem.accounting.figures import figures, rule_for
 from mxmem.cli.common import ATTRIBUTIONS, Tool, print_notes
 from mxmem.errors import MxmemError
 from mxmem.model import Level
@@ -242,9 +241,8 @@ def attribute_memgraph(raw: bytes, path: str | None) -> MemGraph:
             f"--attribution=exact: no page facts can be derived from {where} (make the"
             " input with `mxmem memgraph -vt --attribution=exact`)"
         )
-    view = memgraph_view(
-        snapshot, task_memory(snapshot), vmos=True, attribution=attribute_snapshot(snapshot)
-    )
+    base = figures(snapshot, rule_for(snapshot, "2017"))
+    view = memgraph_view(snapshot, base, vmos=True, exact=figures(snapshot, "exact"))
     return parse_memgraph(view.records)
 
 

@@ -1,8 +1,10 @@
 """``mxmem digest`` output: a table for people, CSV and JSON with exact bytes.
 
-An exact digest (``--attribution=exact``) adds to the table a ``Total`` line under the
-rows (which add up to it) and says when it is approximate; its JSON carries
-``attribution``, ``exact`` and ``total_bytes``. A ``Residual`` row may be negative.
+The table ends with a ``Total`` line (the rows add up to it; ``Total (approximate)``
+for an approximate exact digest), then, as Fuchsia's digest prints with
+``--undigested``, the undigested memory of each process (``name[koid]``), largest
+first. JSON carries ``total_bytes`` and ``undigested``; an exact digest's also
+``attribution`` and ``exact``. A ``Residual`` row may be negative.
 """
 
 from __future__ import annotations
@@ -33,15 +35,24 @@ def digest_size(size_bytes: int) -> str:
 
 def write_digest_human(digest: Digest, out: TextIO) -> None:
     names = [safe_text(b.name) for b in digest.buckets]
-    label = "Total" if digest.exact else "Total (approximate)"
-    footer = [label] if digest.total_bytes is not None else []
-    width = max([len("BUCKET"), *(len(n) for n in [*names, *footer])])
-    out.write(f"{'BUCKET':<{width}} {'SIZE':>10}\n")
-    for name, bucket in zip(names, digest.buckets, strict=True):
-        out.write(f"{name:<{width}} {digest_size(bucket.size_bytes):>10}\n")
-    if digest.total_bytes is not None:
-        # Exact mode: the rows above add up to this, the total physical memory.
-        out.write(f"{label:<{width}} {digest_size(digest.total_bytes):>10}\n")
+    label = "Total (approximate)" if digest.exact is False else "Total"
+    width = max([len("BUCKET"), len(label), *(len(n) for n in names)])
+    lines = [f"{'BUCKET':<{width}} {'SIZE':>10}"]
+    lines += [
+        f"{name:<{width}} {digest_size(bucket.size_bytes):>10}"
+        for name, bucket in zip(names, digest.buckets, strict=True)
+    ]
+    lines.append(f"{label:<{width}} {digest_size(digest.total_bytes):>10}")
+    if digest.undigested:
+        procs = [f"{safe_text(p.name)}[{p.koid}]" for p in digest.undigested]
+        head = "UNDIGESTED BY PROCESS"
+        pwidth = max(len(head), *(len(n) for n in procs))
+        lines += ["", f"{head:<{pwidth}} {'SIZE':>10}"]
+        lines += [
+            f"{name:<{pwidth}} {digest_size(p.size_bytes):>10}"
+            for name, p in zip(procs, digest.undigested, strict=True)
+        ]
+    out.write("".join(f"{line}\n" for line in lines))
 
 
 def _csv_field(text: str) -> str:
@@ -62,7 +73,11 @@ def write_digest_json(digest: Digest, out: TextIO) -> None:
         {"name": b.name, "size_bytes": b.size_bytes, "vmos": b.vmo_count} for b in digest.buckets
     ]
     notes: list[JsonValue] = list(digest.notes)
+    undigested: list[JsonValue] = [
+        {"koid": p.koid, "name": p.name, "size_bytes": p.size_bytes} for p in digest.undigested
+    ]
     obj: dict[str, JsonValue] = {"buckets": buckets, "notes": notes}
-    if digest.total_bytes is not None:
-        obj |= {"attribution": "exact", "exact": digest.exact, "total_bytes": digest.total_bytes}
+    if digest.exact is not None:
+        obj |= {"attribution": "exact", "exact": digest.exact}
+    obj |= {"total_bytes": digest.total_bytes, "undigested": undigested}
     write_json(obj, out)

@@ -27,9 +27,8 @@ Where this differs from the 2017 tool, on purpose:
   each process, ``attributed_bytes`` (the subtree's sum) on each job, and an
   ``attribution`` object in ``__META`` (total, categories of unowned memory, residual,
   notes). With ``-v`` too, ``attributed.vmos`` says where a process's private and shared
-  bytes are: ``[vmo_koid, bytes]`` pairs, its exact share of each VMO it reaches. See
-  :func:`exact_figures` and :func:`vmo_parts` for how the fractions become whole bytes
-  that add up.
+  bytes are: ``[vmo_koid, bytes]`` pairs, its exact share of each VMO it reaches. The
+  whole bytes, which add up, come from :mod:`mxmem.accounting.figures`.
 
 memgraph.cpp left out the VMOs of its own process (they change while it reads them); a
 snapshot is taken before any rendering and has no memgraph process, so nothing is skipped.
@@ -38,31 +37,26 @@ snapshot is taken before any rendering and has no memgraph process, so nothing i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from fractions import Fraction
-from math import floor
 from typing import TextIO
 
-from mxmem.accounting.exact import Attribution, integer_parts
-from mxmem.accounting.magenta2017 import TaskMemory
+from mxmem.accounting.figures import Figures, vmo_shares
 from mxmem.model import Handle, Job, KernelMemory, ObjType, Process, Snapshot, Thread
 from mxmem.render.jsonout import JsonValue
 from mxmem.render.vmos import VmoRow, rights_names, vmos_rows
 
 __all__ = [
-    "EXITED_CATEGORY",
     "HANDLE_TYPE_ORDER",
-    "ExactFigures",
     "MemgraphView",
     "Record",
-    "exact_figures",
+    "exact_meta",
+    "exact_record",
     "handle_stats",
     "kernel_records",
     "memgraph_timestamp",
     "memgraph_view",
-    "vmo_parts",
     "write_memgraph",
 ]
 
@@ -114,236 +108,52 @@ class MemgraphView:
 
     ``missing_vmo_refs`` counts VMO references whose VMO the snapshot lacked (left out of
     ``vmos``/``vmo_refs``); ``unknown_processes`` counts processes whose figures are
-    unknown (their records have no size fields). ``exact`` is the exact attribution's
-    figures when it was asked for.
+    unknown (their records have no size fields).
     """
 
     records: list[Record]
     missing_vmo_refs: int = 0
     unknown_processes: int = 0
-    exact: ExactFigures | None = None
 
 
-# Memory the attribution gives to a process the task tree does not list (on a live host, one
-# that exited between the page reads and the task walk): kept as a named category, so that
-# the records still add up to the total.
-EXITED_CATEGORY = "processes not in the task tree"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExactFigures:
-    """An exact attribution in whole bytes, as ``memgraph --attribution=exact`` prints it.
-
-    ``processes``: by process koid, the fields added to its record (``attributed_bytes``
-    and ``attributed``); ``jobs``: by job koid, the sum over the job's subtree; ``meta``:
-    the ``__META`` record's ``attribution`` object. ``residual_bytes`` = total - Σ
-    processes - Σ categories, exactly, in the rounded figures. ``notes`` say what the
-    rounding step had to do beyond rounding (negative figures, processes not listed), on
-    top of the source's own notes; all of them are in ``meta`` too.
-    """
-
-    processes: Mapping[int, Record] = field(default_factory=dict)
-    jobs: Mapping[int, int] = field(default_factory=dict)
-    meta: Record = field(default_factory=dict)
-    residual_bytes: int = 0
-    notes: tuple[str, ...] = ()
-
-
-def _listed(snapshot: Snapshot) -> tuple[list[int], set[int]]:
-    """The job koids in walk order and the process koids the walk reaches: exactly the
-    tasks memgraph prints a record for."""
-    jobs: list[int] = []
-    processes: set[int] = set()
-    for _depth, kind, obj in snapshot.walk():
-        if kind == "j":
-            jobs.append(obj.koid)
-        else:
-            processes.add(obj.koid)
-    return jobs, processes
-
-
-def exact_figures(
-    snapshot: Snapshot, attribution: Attribution, *, vmos: bool = False
-) -> ExactFigures:
-    """``attribution`` rounded to whole bytes so that what is printed adds up.
-
-    Every part — each process's private, shared, estimated and per-kind kernel bytes, and
-    each category — is rounded in one :func:`~mxmem.accounting.exact.integer_parts` call,
-    so a process's ``attributed_bytes`` is exactly the sum of its printed parts, a job's
-    the sum of its subtree's processes, and Σ processes + Σ categories is the rounded sum
-    of the exact fractions: on a source that sees every page, ``total_bytes`` to the byte
-    (residual 0). A negative part (which no rule makes, but a source's figure could be) is
-    never printed: it counts as 0 and so shows in the residual, with a note. A process the
-    task walk does not reach has no record: its bytes go to :data:`EXITED_CATEGORY`.
-
-    ``vmos`` (memgraph ``-v``) adds ``attributed.vmos`` to every process: its private +
-    shared bytes by the VMO they were reached through (:func:`vmo_parts`), adding up to
-    the printed ``private_bytes + shared_bytes`` exactly.
-    """
-    job_order, listed = _listed(snapshot)
-    notes: list[str] = []
-    parts: list[tuple[str, Fraction]] = []
-    exited = Fraction(0)
-    exited_count = 0
-
-    def part(key: str, value: Fraction, what: str) -> None:
-        if value < 0:
-            notes.append(
-                f"{what} was negative ({round(value)} bytes): counted as 0, so it is"
-                " part of the residual"
-            )
-            value = Fraction(0)
-        parts.append((key, value))
-
-    for pid, share in attribution.processes.items():
-        if pid not in listed:
-            exited += share.total
-            exited_count += 1
-            continue
-        what = f"the attribution of process {pid}"
-        part(f"p{pid}/private", share.private, f"{what} (private)")
-        part(f"p{pid}/shared", share.shared, f"{what} (shared)")
-        part(f"p{pid}/estimated", share.estimated, f"{what} (estimated)")
-        for kind, value in share.kernel.items():
-            part(f"p{pid}/k/{kind}", value, f"{what} ({kind})")
-    categories: dict[str, Fraction] = dict(attribution.categories)
-    if exited_count:
-        categories[EXITED_CATEGORY] = categories.get(EXITED_CATEGORY, Fraction(0)) + exited
-        plural = "es" if exited_count != 1 else ""
-        notes.append(
-            f"{exited_count} process{plural} with attributed memory are not in the task"
-            f' tree (exited while it was read): their memory is the "{EXITED_CATEGORY}"'
-            " category"
-        )
-    for name, value in categories.items():
-        part(f"c/{name}", value, f'the category "{name}"')
-    rounded = integer_parts(parts)
-
-    processes: dict[int, Record] = {}
-    for pid in sorted(listed):
-        mine = attribution.processes.get(pid)
-        if mine is None:
-            kinds: dict[str, int] = {}
-            private = shared = estimated = swap = 0
-        else:
-            kinds = {kind: rounded[f"p{pid}/k/{kind}"] for kind in mine.kernel}
-            private = rounded[f"p{pid}/private"]
-            shared = rounded[f"p{pid}/shared"]
-            estimated = rounded[f"p{pid}/estimated"]
-            swap = max(round(mine.swap), 0)  # not RAM: outside the sum, rounded alone
-        kernel = sum(kinds.values())
-        parts_record: Record = {
-            "private_bytes": private,
-            "shared_bytes": shared,
-            "kernel_bytes": kernel,
-            "kernel_by_kind": dict[str, JsonValue](kinds),
-            "estimated_bytes": estimated,
-            "swap_bytes": swap,
+def exact_record(snapshot: Snapshot, exact: Figures, process: Process, *, vmos: bool) -> Record:
+    """The fields ``--attribution=exact`` adds to a process record: ``attributed_bytes``
+    and its parts (``attributed``), from the exact rule's rounded figures (a process
+    whose figures are unknown gets zeros; a kernel figure the source cannot tell, 0
+    with no kinds). ``vmos`` (``-v``) adds ``attributed.vmos``: where its private +
+    shared bytes are (:func:`~mxmem.accounting.figures.vmo_shares`)."""
+    figs = exact.processes.get(process.koid)
+    parts: Record = {"private_bytes": 0, "shared_bytes": 0, "kernel_bytes": 0}
+    kinds: dict[str, JsonValue] = {}
+    total = estimated = swap = 0
+    if figs is not None:
+        total = figs.total
+        parts = {
+            "private_bytes": figs.private,
+            "shared_bytes": figs.shared,
+            "kernel_bytes": figs.kernel or 0,
         }
-        if vmos:
-            by_vmo = {} if mine is None else _wire_koids(snapshot, mine.by_vmo)
-            parts_record["vmos"] = [
-                [koid, size] for koid, size in vmo_parts(by_vmo, private + shared)
-            ]
-        processes[pid] = {
-            "attributed_bytes": private + shared + kernel + estimated,
-            "attributed": parts_record,
-        }
+        kinds = dict(figs.kernel_by_kind)
+        estimated, swap = figs.estimated, figs.swap
+    parts |= {"kernel_by_kind": kinds, "estimated_bytes": estimated, "swap_bytes": swap}
+    if vmos:
+        parts["vmos"] = [[k, v] for k, v in vmo_shares(snapshot, exact, process)]
+    return {"attributed_bytes": total, "attributed": parts}
 
-    jobs: dict[int, int] = {}
-    for koid in reversed(job_order):  # children before their parents
-        job = snapshot.jobs[koid]
-        total = sum(_attributed(processes, p) for p in job.process_koids if p in snapshot.processes)
-        jobs[koid] = total + sum(jobs.get(c, 0) for c in job.child_koids)
 
-    unowned = {name: rounded[f"c/{name}"] for name in categories}
-    ordered = sorted((item for item in unowned.items() if item[1]), key=lambda i: (-i[1], i[0]))
-    processes_bytes = sum(_attributed(processes, p) for p in processes)
-    residual = attribution.total_bytes - processes_bytes - sum(unowned.values())
-    all_notes = (*attribution.notes, *notes)
-    meta: Record = {
+def exact_meta(exact: Figures) -> Record:
+    """The ``attribution`` object of the ``__META`` record: the whole system's figures."""
+    system = exact.system
+    assert system is not None, "the exact rule's figures"
+    return {
         "mode": "exact",
-        "exact": attribution.exact,
-        "total_bytes": attribution.total_bytes,
-        "processes_bytes": processes_bytes,
-        "categories": dict[str, JsonValue](ordered),
-        "residual_bytes": residual,
-        "notes": list[JsonValue](all_notes),
+        "exact": system.exact,
+        "total_bytes": system.total_bytes,
+        "processes_bytes": system.processes_bytes,
+        "categories": dict[str, JsonValue](system.categories),
+        "residual_bytes": system.residual_bytes,
+        "notes": list[JsonValue](system.notes),
     }
-    return ExactFigures(
-        processes=processes,
-        jobs=jobs,
-        meta=meta,
-        residual_bytes=residual,
-        notes=tuple(notes),
-    )
-
-
-def _wire_koids(snapshot: Snapshot, by_vmo: Mapping[int, Fraction]) -> dict[int, Fraction]:
-    """``by_vmo`` keyed by the koids the ``vmos`` entries print (``Vmo.user_koid``: 0 for
-    a VMO the kernel made without a user koid, so such VMOs add up under 0, as does
-    memory the source reached through no VMO)."""
-    out: dict[int, Fraction] = {}
-    for koid, share in by_vmo.items():
-        vmo = snapshot.vmos.get(koid)
-        wire = koid if vmo is None else vmo.user_koid
-        out[wire] = out[wire] + share if wire in out else share
-    return out
-
-
-def vmo_parts(shares: Mapping[int, Fraction], target: int) -> list[tuple[int, int]]:
-    """A process's exact shares of its VMOs (``{vmo_koid: bytes}``) as whole bytes that
-    add up to exactly ``target`` — its printed ``private_bytes + shared_bytes`` — as
-    ``(koid, bytes)`` pairs, largest first, then by koid; VMOs of 0 bytes are left out.
-
-    The shares are rounded with :func:`~mxmem.accounting.exact.integer_parts` (largest
-    remainder; ties by koid), which makes them add up to the shares' rounded sum. The
-    printed private and shared bytes were rounded among every part of the system, so
-    ``target`` can differ from that sum by a byte (two at most: both were rounded the
-    other way). The difference ``d`` is absorbed by continuing the same rule, so that each
-    VMO stays within a byte of its exact share whenever that is possible: for ``d > 0``
-    one byte more to each of the ``d`` fractional shares that were rounded down, largest
-    remainder first; for ``d < 0`` one byte less from each of the ``|d|`` that were rounded
-    up, smallest remainder first (ties by koid, both ways). Should there be too few such
-    shares, the largest VMOs take the rest (then koid 0, "no VMO", if there is none).
-    Shares of 0 or less (no rule makes them) count as nothing.
-    """
-    items = [(koid, share) for koid, share in shares.items() if share > 0]
-    rounded = {koid: int(share) for koid, share in items if share.denominator == 1}
-    fractional = {koid: share for koid, share in items if share.denominator != 1}
-    rounded.update(integer_parts(fractional.items()))
-    short = target - sum(rounded.values())
-    if short:
-        remainder = {koid: share - floor(share) for koid, share in fractional.items()}
-        if short > 0:
-            movable = sorted(
-                (k for k, v in fractional.items() if rounded[k] == floor(v)),
-                key=lambda k: (-remainder[k], k),
-            )
-        else:
-            movable = sorted(
-                (k for k, v in fractional.items() if rounded[k] > floor(v)),
-                key=lambda k: (remainder[k], k),
-            )
-        step = 1 if short > 0 else -1
-        for koid in movable[: abs(short)]:
-            rounded[koid] += step
-            short -= step
-        for koid in sorted(rounded, key=lambda k: (-rounded[k], k)):
-            if not short:
-                break
-            change = short if short > 0 else max(short, -rounded[koid])
-            rounded[koid] += change
-            short -= change
-        if short > 0:
-            rounded[0] = short
-    return sorted(((k, v) for k, v in rounded.items() if v), key=lambda i: (-i[1], i[0]))
-
-
-def _attributed(processes: Mapping[int, Record], pid: int) -> int:
-    value = processes[pid]["attributed_bytes"]
-    assert isinstance(value, int)
-    return value
 
 
 def _kernel(name: str, parent: str, size_bytes: int) -> Record:
@@ -420,22 +230,22 @@ def _vmo_entries(rows: list[VmoRow]) -> tuple[list[JsonValue], list[JsonValue]]:
 
 def memgraph_view(
     snapshot: Snapshot,
-    memory: TaskMemory,
+    figs: Figures,
     *,
     threads: bool = False,
     vmos: bool = False,
     handles: bool = False,
-    attribution: Attribution | None = None,
+    exact: Figures | None = None,
 ) -> MemgraphView:
     """Every record of ``memgraph`` for ``snapshot``.
 
     ``threads`` adds thread records (``-t``); ``vmos`` adds each process's VMO entries in
     ``vmos`` tool order, duplicates kept (``-v``); ``handles`` adds ``handle_stats``
     (``-H``). A process that is not running reports zeros; one whose figures are unknown
-    has no size fields. ``attribution`` (``--attribution=exact``) adds the exact fields
-    (see :func:`exact_figures`), with ``vmos`` their ``attributed.vmos`` too.
+    has no size fields. ``figs`` are the 2017 rule's figures (or Fuchsia's Summary's);
+    ``exact`` (``--attribution=exact``), the exact rule's, adds the exact fields
+    (:func:`exact_record`, :func:`exact_meta`), with ``vmos`` their ``attributed.vmos``.
     """
-    exact = None if attribution is None else exact_figures(snapshot, attribution, vmos=vmos)
     records: list[Record] = []
     if snapshot.kernel is not None:
         records.extend(kernel_records(snapshot.kernel))
@@ -456,7 +266,7 @@ def memgraph_view(
             if obj.charge_bytes is not None:
                 job["charge_bytes"] = obj.charge_bytes
             if exact is not None:
-                job["attributed_bytes"] = exact.jobs.get(obj.koid, 0)
+                job["attributed_bytes"] = exact.jobs[obj.koid].total
             records.append(job)
         elif isinstance(obj, Process):
             process_koid = obj.koid
@@ -467,15 +277,15 @@ def memgraph_view(
                 "parent": f"j/{obj.job_koid}",
                 "name": obj.name,
             }
-            stats = memory.processes.get(obj.koid)
-            if stats is None:
+            mine = figs.processes.get(obj.koid)
+            if mine is None:
                 unknown += 1
             else:
-                record["private_bytes"] = stats.private_bytes
-                record["shared_bytes"] = stats.shared_bytes
-                record["pss_bytes"] = stats.pss_bytes
+                record["private_bytes"] = mine.private
+                record["shared_bytes"] = mine.shared
+                record["pss_bytes"] = mine.total
             if exact is not None:
-                record.update(exact.processes[obj.koid])
+                record.update(exact_record(snapshot, exact, obj, vmos=vmos))
             if handles and obj.handles is not None:
                 record["handle_stats"] = handle_stats(obj.handles)
             if vmos:
@@ -498,11 +308,9 @@ def memgraph_view(
             )
     meta: Record = {"type": "__META", "timestamp": memgraph_timestamp(snapshot.timestamp)}
     if exact is not None:
-        meta["attribution"] = exact.meta
+        meta["attribution"] = exact_meta(exact)
     records.append(meta)
-    return MemgraphView(
-        records=records, missing_vmo_refs=missing, unknown_processes=unknown, exact=exact
-    )
+    return MemgraphView(records=records, missing_vmo_refs=missing, unknown_processes=unknown)
 
 
 def _record_text(record: Record) -> str:
