@@ -16,6 +16,7 @@ from fixed import FixedSource
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mxmem.accounting.figures import figures, rule_for
 from mxmem.accounting.fuchsia import Sizes, snapshot_summary, summary_sizes
 from mxmem.cli import main
 from mxmem.errors import SourceError
@@ -263,18 +264,24 @@ def test_summary_invariants(world: tuple[dict[int, list[int]], dict[int, Vmo]]) 
         [(k, v.name, v.parent_koid, v.committed_bytes) for k, v in vmos.items()],
     )
     snap = load(data)
+    assert rule_for(snap, "2017") == ("fuchsia" if processes else "2017")
+    figs = figures(snap, "fuchsia")
     for koid, s in sizes.items():
-        stats = snap.processes[koid].stats
-        assert stats is not None
-        assert (stats.private_bytes, stats.pss_bytes, stats.private_bytes + stats.shared_bytes) == s
+        mine = figs.processes[koid]
+        assert mine is not None
+        assert (mine.private, mine.total, mine.private + mine.shared) == s
 
 
-def test_loader_stats_are_the_summary_rule(real: Snapshot) -> None:
+def test_the_loader_holds_facts_and_accounting_applies_the_summary_rule(real: Snapshot) -> None:
+    # Item 2 of issue 10: the loader no longer restates the rule as process stats.
+    assert all(p.stats is None for p in real.processes.values())
+    assert rule_for(real, "2017") == "fuchsia"
     summary = snapshot_summary(real)
-    for koid, process in real.processes.items():
-        stats = process.stats
-        assert stats is not None
-        got = Sizes(stats.private_bytes, stats.pss_bytes, stats.private_bytes + stats.shared_bytes)
+    figs = figures(real, rule_for(real, "2017"))
+    for koid in real.processes:
+        mine = figs.processes[koid]
+        assert mine is not None
+        got = Sizes(mine.private, mine.total, mine.private + mine.shared)
         assert got == summary[koid]
     # The vDSO is referenced by all 90 processes: nobody holds it privately.
     assert sum(s.total_bytes for s in summary.values()) > sum(

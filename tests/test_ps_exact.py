@@ -714,3 +714,87 @@ def test_the_live_host_as_a_normal_user_is_approximate() -> None:
     assert doc["exact"] is False
     assert doc["notes"]
     assert "ps: note: approximate" in err
+
+
+# --- one model: ps and memgraph print the same figures ------------------------------------
+
+
+@pytest.mark.parametrize("world_spec", ["doc", "doc-vmos", "scale:300"])
+def test_ps_json_and_memgraph_give_the_same_exact_figures(
+    world_spec: str, capsys: Capsys
+) -> None:
+    # Issue 10, must show 1: both tools print the figures accounting rounded once, so
+    # every process's and job's integers agree (they rounded two ways before).
+    source = open_source(f"sim:{world_spec}")
+    doc = ps_json(capsys, source=source)
+    assert main(["memgraph", "--attribution=exact"], source=source) == 0
+    records = json.loads(capsys.readouterr().out)
+    by_id = {(r["type"], r["koid"]): r for r in records if r.get("type") in ("j", "p")}
+    rows = [r for r in doc["rows"] if r["type"] in ("j", "p")]
+    assert len(rows) == len(by_id)
+    for row in rows:
+        record = by_id[(row["type"], row["koid"])]
+        assert record["attributed_bytes"] == row["attributed_bytes"], row["koid"]
+        if row["type"] == "p":
+            parts = record["attributed"]
+            for key in ("private_bytes", "shared_bytes", "kernel_bytes", "estimated_bytes"):
+                assert parts[key] == row[key], (row["koid"], key)
+            assert parts["swap_bytes"] == row["swap_bytes"]
+    meta = records[-1]["attribution"]
+    assert meta["processes_bytes"] == doc["summary"]["processes_bytes"]
+    assert meta["residual_bytes"] == doc["summary"]["residual_bytes"]
+    assert list(meta["categories"].items()) == [
+        (c["name"], c["bytes"]) for c in doc["summary"]["categories"]
+    ]
+
+
+def test_a_fuchsia_capture_prints_unknown_kernel_memory_as_unknown(capsys: Capsys) -> None:
+    # Defect i: a Fuchsia capture says nothing of the kernel memory each process causes;
+    # KERNEL was 0B. It is ? (null in JSON), and ATTRIB adds up the columns it knows.
+    capture = Path(__file__).parent / "fixtures" / "fuchsia" / "test_snapshot.json"
+    source = open_source(f"capture:{capture}")
+    code, out, err = run_ps(capsys, source=source)
+    assert code == 0
+    header, root, first = out.splitlines()[:3]
+    assert header.split() == ["TASK", "ATTRIB", "PRIVATE", "SHARED", "KERNEL", "NAME"]
+    assert root.split()[4] == "?" and first.split()[4] == "?"
+    # The notes are under the residual line, once; standard error says it is approximate.
+    doc = ps_json(capsys, source=source)
+    for note in doc["notes"]:
+        assert out.count(note) == 1 and note not in err
+    assert err.count("approximate") == 1
+    for row in doc["rows"]:
+        assert row["kernel_bytes"] is None
+    check_adds_up(doc)
+
+
+def test_a_job_whose_processes_are_all_unknown_is_unknown(capsys: Capsys) -> None:
+    # Defect i: such a job showed 0B, a made-up zero. The hand-built world's services
+    # j:1100 holds beta and gamma: make both unreadable, as a live source would find
+    # them (no page facts of theirs).
+    facts = SimSource(world()).snapshot(Level.PAGES).pages
+    assert facts is not None
+    gone = {1300, 1400}
+    pages: dict[tuple[PageUse, ...], int] = {}
+    for key, count in facts.pages.items():
+        new = tuple(u._replace(users=tuple(p for p in u.users if p not in gone)) for u in key)
+        pages[new] = pages.get(new, 0) + count
+    kernel = {p: k for p, k in facts.process_kernel.items() if p not in gone}
+    facts = dataclasses.replace(facts, pages=pages, process_kernel=kernel, exact=False)
+    source = with_facts(
+        facts,
+        p1300={"unreadable": "permission denied"},
+        p1400={"unreadable": "permission denied"},
+    )
+    code, out, err = run_ps(capsys, source=source)
+    assert code == 0
+    assert out.splitlines()[3].split() == ["j:1100", "?", "?", "?", "?", "services"]
+    assert "the sizes of 2 processes are unknown" in err
+    doc = ps_json(capsys, source=source)
+    apps = next(r for r in doc["rows"] if r["koid"] == 1100)
+    assert apps["attributed_bytes"] is None and apps["kernel_bytes"] is None
+    # The 2017 rule rolls jobs up the same way.
+    assert main(["ps", "--json"], source=source) == 0
+    rows = json.loads(capsys.readouterr().out)
+    apps = next(r for r in rows if r["koid"] == 1100)
+    assert (apps["pss_bytes"], apps["private_bytes"]) == (None, None)

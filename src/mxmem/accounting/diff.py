@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from enum import StrEnum
 
-from mxmem.accounting.magenta2017 import task_memory
+from mxmem.accounting.figures import figures, rule_for
 from mxmem.model import KernelMemory, Snapshot
 
 __all__ = [
@@ -225,18 +225,19 @@ def diff(
     notes: list[str] = []
     sides = []
     for label, snapshot in (("old", old), ("new", new)):
-        memory = task_memory(snapshot)
+        # The 2017 figures (Fuchsia's Summary for a capture of VMO lists), as ps shows them.
+        memory = figures(snapshot, rule_for(snapshot, "2017"))
         procs: dict[int, tuple[int, ...]] = {}
         unknown = 0
-        for koid, stats in memory.processes.items():
-            if stats is None:
+        for koid, mine in memory.processes.items():
+            if mine is None:
                 unknown += 1
                 procs[koid] = (0, 0, 0)
             else:
-                procs[koid] = (stats.pss_bytes, stats.private_bytes, stats.shared_bytes)
+                procs[koid] = (mine.total, mine.private, mine.shared)
         if unknown:
             notes.append(f"{label}: {unknown} processes have unknown figures (counted as 0)")
-        jobs = {k: (t.pss_bytes, t.private_bytes) for k, t in memory.jobs.items()}
+        jobs = {k: (t.total, t.private) for k, t in memory.jobs.items()}
         sides.append((procs, jobs))
     (old_procs, old_jobs), (new_procs, new_jobs) = sides
     if old.kernel is None or new.kernel is None:

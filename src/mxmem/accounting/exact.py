@@ -18,23 +18,20 @@ pattern:
    reaches) and "unreferenced VMOs" (pages no one maps or holds).
 
 Shares are exact fractions, so on a source that sees every page the invariant
-Σ processes + Σ categories = total holds to the byte; :func:`integer_parts` rounds for
-display so that the rounded parts still add up to the rounded total. A live source's
+Σ processes + Σ categories = total holds to the byte; :mod:`mxmem.accounting.figures`
+rounds for display so that the rounded parts still add up to the rounded total. A live source's
 figures come from reads at slightly different moments, so its ``residual`` (total -
 accounted) can be nonzero; it is reported, never folded into a category.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from math import lcm
-from typing import Any, TypeVar
 
 from mxmem.model import PageFacts, Snapshot
-
-K = TypeVar("K", bound=Any)
 
 UNREFERENCED = "unreferenced VMOs"
 KERNEL_VMOS = "kernel VMOs"
@@ -87,11 +84,6 @@ class Attribution:
         """total - accounted: 0 on a source that sees every page; a live host's is the
         difference between its page-level reads and the kernel's own totals."""
         return self.total_bytes - self.accounted()
-
-    def rounded(self, koid: int) -> int:
-        """A process's total rounded to whole bytes, for display only."""
-        share = self.processes.get(koid)
-        return 0 if share is None else round(share.total)
 
 
 # Sums of fractions kept as {denominator: numerator}: shares only ever have a handful of
@@ -179,52 +171,3 @@ def attribute_snapshot(snapshot: Snapshot) -> Attribution:
     if snapshot.pages is None:
         raise ValueError("snapshot has no page facts (take it at Level.PAGES)")
     return attribute(snapshot.pages)
-
-
-def job_totals(snapshot: Snapshot, attribution: Attribution) -> dict[int, Fraction]:
-    """Each job's attributed RAM: the sum over the processes in its subtree."""
-    totals: dict[int, Fraction] = {}
-
-    def visit(koid: int, seen: set[int]) -> Fraction:
-        if koid in totals:
-            return totals[koid]
-        seen.add(koid)
-        job = snapshot.jobs[koid]
-        shares = attribution.processes
-        total = sum((shares[p].total for p in job.process_koids if p in shares), _ZERO)
-        for child in job.child_koids:
-            if child in snapshot.jobs and child not in seen:
-                total += visit(child, seen)
-        totals[koid] = total
-        return total
-
-    for koid in snapshot.jobs:
-        visit(koid, set())
-    return totals
-
-
-def integer_parts(parts: Iterable[tuple[K, Fraction]]) -> dict[K, int]:
-    """Round non-negative fractional parts to whole bytes so that they add up to the
-    rounded sum (largest remainder): what a display shows adds up.
-
-    Works on numerators and denominators: the remainders are summed per denominator
-    (a handful of distinct ones: users x reaching VMOs) before one Fraction sum, because
-    summing thousands of Fractions one by one is what made display rounding slow.
-    """
-    floors: dict[K, int] = {}
-    remainders: list[tuple[Fraction, K]] = []
-    by_denominator: dict[int, int] = {}
-    for name, value in parts:
-        q, r = divmod(value.numerator, value.denominator)
-        floors[name] = q
-        if r:
-            remainders.append((Fraction(r, value.denominator), name))
-            by_denominator[value.denominator] = by_denominator.get(value.denominator, 0) + r
-    whole = sum(floors.values())
-    rest = sum((Fraction(n, d) for d, n in by_denominator.items()), _ZERO)
-    short = round(whole + rest) - whole
-    # Hand the missing bytes to the largest remainders (ties by name, for stability).
-    remainders.sort(key=lambda item: (-item[0], item[1]))
-    for _, name in remainders[: max(short, 0)]:
-        floors[name] += 1
-    return floors

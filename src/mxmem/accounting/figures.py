@@ -48,6 +48,7 @@ __all__ = [
     "attribution_error",
     "carries_vmo_lists",
     "check_attribution",
+    "exact_figures",
     "figures",
     "level_for",
     "no_page_facts",
@@ -291,6 +292,9 @@ def _fuchsia(snapshot: Snapshot) -> Figures:
         processes=processes,
         jobs=_roll_up(snapshot, processes),
         measured=measured,
+        # As when the loader gave these figures as the processes' own (Linux-like)
+        # stats: ps --json keeps its swap_pss_bytes column (0: Fuchsia has no swap).
+        reports_swap=True,
     )
 
 
@@ -308,7 +312,12 @@ _PRIVATE, _SHARED, _ESTIMATED, _KERNEL = range(4)
 def _exact(snapshot: Snapshot) -> Figures:
     if snapshot.pages is None:
         raise NoPageFacts(snapshot.source)
-    attribution = attribute(snapshot.pages)
+    return exact_figures(snapshot, attribute(snapshot.pages))
+
+
+def exact_figures(snapshot: Snapshot, attribution: Attribution) -> Figures:
+    """The exact rule's figures of ``snapshot`` from its ``attribution`` (what
+    ``figures(snapshot, "exact")`` gives, for an attribution made otherwise)."""
     listed = _listed(snapshot)
     notes: list[str] = []
     parts: list[tuple[_Key, Fraction]] = []
@@ -352,7 +361,9 @@ def _exact(snapshot: Snapshot) -> Figures:
         for pid, share in attribution.processes.items()
         if pid in listed
     )
-    kernel_known = bool(snapshot.pages.process_kernel) or not snapshot.processes
+    kernel_known = any(share.kernel for share in attribution.processes.values()) or not any(
+        share.total for share in attribution.processes.values()
+    )
     processes: dict[int, TaskFigures | None] = {}
     for koid, process in snapshot.processes.items():
         mine = attribution.processes.get(koid)

@@ -19,13 +19,11 @@ How a capture maps onto the model:
   record the VMO's size, and allocated bytes are the nearest figure it has.
   ``num_children`` counts the captured VMOs naming it as parent; ``share_count`` stays 1
   (the kernel's figure counts mappings, which a capture does not record).
-- A process's ``stats`` are Fuchsia's Summary figures (spec §11.3), the figures
-  memory_monitor itself prints for the capture: ``private_bytes`` = private,
-  ``scaled_shared_bytes`` = scaled - private, ``shared_bytes`` = total - private,
-  ``mapped_bytes`` = total. So ``ps`` prints PSS = scaled, PRIVATE = private and
-  SHARED = total - private. The rule is :mod:`mxmem.accounting.fuchsia`'s; sources may
-  not import accounting, so :func:`_summary_stats` restates it and the tests check that
-  the two agree.
+- A process has no ``stats``: the capture holds facts (which VMOs each process
+  references, each VMO's committed bytes and parent), and the figures memory_monitor
+  prints for them are Fuchsia's Summary rule, applied in accounting
+  (:mod:`mxmem.accounting.fuchsia`), which the tools select for a snapshot whose
+  processes carry VMO lists (:func:`mxmem.accounting.figures.rule_for`).
 
 Every defect of the file raises :class:`~mxmem.errors.SourceError` with one line naming
 the file and the JSON path of the bad value, e.g. ``$.Vmos[17][3]``.
@@ -40,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from mxmem.errors import SourceError
-from mxmem.model import Job, KernelMemory, Level, Platform, Process, Snapshot, TaskStats, Vmo
+from mxmem.model import Job, KernelMemory, Level, Platform, Process, Snapshot, Vmo
 from mxmem.sources.capture._check import U64_LIMIT, describe
 
 __all__ = ["CAPTURE_EPOCH", "ROOT_JOB_KOID", "load"]
@@ -189,7 +187,6 @@ def _snapshot(r: _Reader, data: Any) -> Snapshot:
     vmos, vmo_paths = _vmos(r, r.key(top, "Vmos", path), f"{path}.Vmos", names)
     processes = _processes(r, r.key(top, "Processes", path), f"{path}.Processes", vmos)
     _check_parents(r, vmos, vmo_paths)
-    processes = _summary_stats(processes, vmos)
     root = Job(
         koid=ROOT_JOB_KOID,
         parent_koid=None,
@@ -289,45 +286,4 @@ def _processes(r: _Reader, value: Any, path: str, vmos: Mapping[int, Vmo]) -> di
                 raise r.fail(f"{list_path}[{j}]", f"VMO {vkoid} is not in Vmos")
             refs[vkoid] = None
         out[koid] = Process(koid=koid, job_koid=ROOT_JOB_KOID, name=name, vmo_koids=tuple(refs))
-    return out
-
-
-def _summary_stats(processes: dict[int, Process], vmos: Mapping[int, Vmo]) -> dict[int, Process]:
-    """Each process with Fuchsia's Summary figures as its ``stats`` (see the module doc;
-    the same rule as ``mxmem.accounting.fuchsia.summary_sizes``)."""
-    sets: dict[int, set[int]] = {}
-    share: dict[int, int] = {}
-    for pkoid, process in processes.items():
-        vmo_set: set[int] = set()
-        for start in process.vmo_koids or ():
-            # Ancestors too; parents are acyclic (checked), a missing one ends the chain.
-            koid: int | None = start
-            while koid is not None and koid in vmos and koid not in vmo_set:
-                vmo_set.add(koid)
-                koid = vmos[koid].parent_koid
-        sets[pkoid] = vmo_set
-        for koid in vmo_set:
-            share[koid] = share.get(koid, 0) + 1
-    out: dict[int, Process] = {}
-    for pkoid, process in processes.items():
-        private = scaled = total = 0
-        for koid in sets[pkoid]:
-            committed = vmos[koid].committed_bytes
-            total += committed
-            scaled += committed // share[koid]
-            if share[koid] == 1:
-                private += committed
-        stats = TaskStats(
-            mapped_bytes=total,
-            private_bytes=private,
-            shared_bytes=total - private,
-            scaled_shared_bytes=scaled - private,
-        )
-        out[pkoid] = Process(
-            koid=pkoid,
-            job_koid=process.job_koid,
-            name=process.name,
-            vmo_koids=process.vmo_koids,
-            stats=stats,
-        )
     return out
