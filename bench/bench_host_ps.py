@@ -486,15 +486,15 @@ t0 = time.perf_counter()
 import mxmem.cli, mxmem.cli.ps, mxmem.sources.linux
 t1 = time.perf_counter()
 import mxmem.sources.linux.host as host
-from mxmem.accounting.magenta2017 import task_memory
+from mxmem.accounting.figures import figures
 from mxmem.model import Level
-from mxmem.render.ps import ps_rows, write_ps
+from mxmem.render.ps import ps_columns, ps_rows, write_ps
 source = mxmem.sources.linux.HostSource()
 t2 = time.perf_counter()
 snapshot = source.snapshot(Level.TASKS)
 t3 = time.perf_counter()
-memory = task_memory(snapshot)
-write_ps(ps_rows(snapshot, memory, snapshot.root_job_koid), io.StringIO())
+memory = figures(snapshot, "2017")
+write_ps(ps_rows(snapshot, memory, snapshot.root_job_koid), ps_columns(memory), io.StringIO())
 t4 = time.perf_counter()
 host.useful_workers = lambda: 1
 t5 = time.perf_counter()

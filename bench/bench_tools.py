@@ -8,7 +8,7 @@ For each world it reports, as the best of ``--repeat`` runs (``time.perf_counter
 
 * the world's build time (once: generating it is not part of any tool);
 * the TASKS snapshot ``ps`` takes;
-* ``ps``: accounting (``task_memory``) plus rendering (``ps_rows`` + ``write_ps`` into a
+* ``ps``: accounting (``figures``) plus rendering (``ps_rows`` + ``write_ps`` into a
   ``StringIO``), per process and per mapping;
 * ``vmaps`` and ``vmos`` on a sample of processes: the per-process FULL snapshot the tools
   take, and the rendering, per mapping of the sample.
@@ -32,9 +32,9 @@ from typing import NamedTuple, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from mxmem.accounting.magenta2017 import task_memory
+from mxmem.accounting.figures import figures
 from mxmem.model import Level, Process, ProcessState, Snapshot
-from mxmem.render.ps import ps_rows, write_ps
+from mxmem.render.ps import ps_columns, ps_rows, write_ps
 from mxmem.render.vmaps import vmaps_entries, write_vmaps
 from mxmem.render.vmos import vmos_rows, write_vmos
 from mxmem.sources.sim import SimSource
@@ -106,11 +106,11 @@ def measure(n: int, repeat: int, sample_size: int) -> Row:
     source = SimSource(kernel, f"sim:scale:{n}")
 
     snapshot_t, snapshot = best_of(repeat, lambda: source.snapshot(Level.TASKS))
-    accounting, memory = best_of(repeat, lambda: task_memory(snapshot))
+    accounting, memory = best_of(repeat, lambda: figures(snapshot, "2017"))
 
     def render() -> str:
         out = io.StringIO()
-        write_ps(ps_rows(snapshot, memory), out)
+        write_ps(ps_rows(snapshot, memory), ps_columns(memory), out)
         return out.getvalue()
 
     render_t, text = best_of(repeat, render)

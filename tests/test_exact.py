@@ -33,6 +33,7 @@ from mxmem.model import (
     PAGE_TABLES,
     Job,
     Level,
+    Platform,
     Process,
     ProcessState,
     Snapshot,
@@ -444,6 +445,7 @@ def tiny_snapshot() -> Snapshot:
 
     return Snapshot(
         source="test",
+        platform=Platform.MAGENTA,
         level=Level.PAGES,
         timestamp=datetime(2017, 1, 1, tzinfo=UTC),
         kernel=None,

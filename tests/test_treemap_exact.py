@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
-from test_memgraph_exact import (
+from test_memgraph import (
     HOSTILE,
     HOSTILE_WORLD,
     FixedSource,

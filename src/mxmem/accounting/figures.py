@@ -33,26 +33,24 @@ from mxmem.accounting.exact import Attribution, attribute
 from mxmem.accounting.fuchsia import snapshot_summary
 from mxmem.accounting.magenta2017 import process_stats, share_counts
 from mxmem.accounting.rounding import integer_parts, parts_to_target
-from mxmem.errors import MxmemError, UsageError
-from mxmem.model import Level, Process, Snapshot
+from mxmem.errors import MxmemError
+from mxmem.model import Level, Process, Snapshot, TaskStats
 
 __all__ = [
     "ATTRIBUTIONS",
     "EXITED_CATEGORY",
-    "EXIT_USAGE",
     "RULES",
     "Figures",
     "NoPageFacts",
     "SystemFigures",
     "TaskFigures",
-    "attribution_error",
     "carries_vmo_lists",
-    "check_attribution",
     "exact_figures",
     "figures",
     "level_for",
     "no_page_facts",
     "rule_for",
+    "stats_figures",
     "vmo_bytes",
     "vmo_shares",
 ]
@@ -62,28 +60,12 @@ __all__ = [
 ATTRIBUTIONS = ("2017", "exact")
 #: The rules :func:`figures` applies.
 RULES = ("2017", "fuchsia", "exact")
-#: The exit code of a usage error, the same in every tool.
-EXIT_USAGE = 2
-
 # Memory the attribution gives to a process the task tree does not list (on a live
 # host, one that exited between the page reads and the task walk): a named category,
 # so that the figures still add up to the total.
 EXITED_CATEGORY = "processes not in the task tree"
 
 _ZERO = Fraction(0)
-
-
-def attribution_error(value: str) -> UsageError:
-    """The one wording (and exit code, 2) of an unknown ``--attribution`` value."""
-    choices = " or ".join(ATTRIBUTIONS)
-    return UsageError(f"--attribution must be {choices}, not {value!r}", EXIT_USAGE)
-
-
-def check_attribution(value: str) -> str:
-    """``value`` if it is an ``--attribution`` value, else :func:`attribution_error`."""
-    if value not in ATTRIBUTIONS:
-        raise attribution_error(value)
-    return value
 
 
 def no_page_facts(source: str) -> str:
@@ -247,22 +229,32 @@ def _roll_up(
 
 def _magenta2017(snapshot: Snapshot) -> Figures:
     shares = share_counts(snapshot.vmos)
+    stats = {
+        koid: process_stats(snapshot, process, shares=shares)
+        for koid, process in snapshot.processes.items()
+    }
+    return stats_figures(snapshot, stats)
+
+
+def stats_figures(snapshot: Snapshot, stats: Mapping[int, TaskStats | None]) -> Figures:
+    """The 2017 rule's figures from each process's :class:`TaskStats` (``None``:
+    unknown), with the job roll-ups (:func:`.magenta2017.task_memory` uses them too)."""
     processes: dict[int, TaskFigures | None] = {}
     measured: set[int] = set()
     reports_swap = False
-    for koid, process in snapshot.processes.items():
-        stats = process_stats(snapshot, process, shares=shares)
-        if stats is None:
+    for koid, mine in stats.items():
+        process = snapshot.processes.get(koid)
+        if mine is None or process is None:
             processes[koid] = None
             continue
         reports_swap = reports_swap or process.stats is not None
         if not process.kernel_thread:
             measured.add(koid)
         processes[koid] = TaskFigures(
-            total=stats.pss_bytes,
-            private=stats.private_bytes,
-            shared=stats.shared_bytes,
-            swap=stats.swap_pss_bytes,
+            total=mine.pss_bytes,
+            private=mine.private_bytes,
+            shared=mine.shared_bytes,
+            swap=mine.swap_pss_bytes,
         )
     return Figures(
         rule="2017",

@@ -106,33 +106,18 @@ class TaskMemory:
 
 
 def task_memory(snapshot: Snapshot) -> TaskMemory:
-    """Per-process figures and per-job roll-ups for the whole job tree."""
-    processes: dict[int, TaskStats | None] = {}
+    """Per-process figures and per-job roll-ups for the whole job tree (the roll-ups are
+    :mod:`mxmem.accounting.figures`'s, the one place jobs are summed)."""
+    from mxmem.accounting.figures import stats_figures  # figures imports this module
+
     shares = share_counts(snapshot.vmos)
-    # Sum each job's own processes first, then add each job's sums to its ancestors:
-    # the same totals as adding every process to every ancestor, for a tenth of the work.
-    own: dict[int, list[int]] = {}  # job koid -> [pss, private, unknown]
-    for koid, process in snapshot.processes.items():
-        stats = process_stats(snapshot, process, shares=shares)
-        processes[koid] = stats
-        sums = own.get(process.job_koid)
-        if sums is None:
-            sums = own[process.job_koid] = [0, 0, 0]
-        if stats is None:
-            sums[2] += 1
-        else:
-            sums[0] += stats.private_bytes + stats.scaled_shared_bytes
-            sums[1] += stats.private_bytes
-    pss: dict[int, int] = dict.fromkeys(snapshot.jobs, 0)
-    private: dict[int, int] = dict.fromkeys(snapshot.jobs, 0)
-    unknown: dict[int, int] = dict.fromkeys(snapshot.jobs, 0)
-    for job_koid, (job_pss, job_private, job_unknown) in own.items():
-        for ancestor in snapshot.ancestors(job_koid):
-            pss[ancestor] += job_pss
-            private[ancestor] += job_private
-            unknown[ancestor] += job_unknown
+    processes = {
+        koid: process_stats(snapshot, process, shares=shares)
+        for koid, process in snapshot.processes.items()
+    }
+    figs = stats_figures(snapshot, processes)
     jobs = {
-        k: JobTotals(pss_bytes=pss[k], private_bytes=private[k], unknown=unknown[k])
-        for k in snapshot.jobs
+        koid: JobTotals(pss_bytes=job.total, private_bytes=job.private, unknown=job.unknown)
+        for koid, job in figs.jobs.items()
     }
     return TaskMemory(processes=processes, jobs=jobs)
