@@ -37,7 +37,6 @@ from mxmem.errors import MxmemError
 from mxmem.model import Level, Process, Snapshot, TaskStats
 
 __all__ = [
-    "ATTRIBUTIONS",
     "EXITED_CATEGORY",
     "RULES",
     "Figures",
@@ -55,9 +54,6 @@ __all__ = [
     "vmo_shares",
 ]
 
-#: The values of every tool's ``--attribution``: the 2017 rule (the default; Fuchsia's
-#: Summary on a capture of VMO lists) or exact attribution.
-ATTRIBUTIONS = ("2017", "exact")
 #: The rules :func:`figures` applies.
 RULES = ("2017", "fuchsia", "exact")
 # Memory the attribution gives to a process the task tree does not list (on a live
