@@ -40,12 +40,11 @@ from mxmem.sources.linux import HostSource
 from mxmem.sources.linux.kernel import (
     cpu_stats,
     kernel_memory,
-    kernel_space,
     memory_notes,
     read_cpus,
     read_kernel_memory,
-    read_kernel_space,
 )
+from mxmem.sources.linux.kernelspace import kernel_space, read_kernel_space
 from mxmem.sources.linux.procfs import parse_meminfo, parse_slab_free
 from mxmem.sources.linux.reader import ProcReader
 from mxmem.sources.linux.sysfiles import (

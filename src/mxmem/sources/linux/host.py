@@ -112,7 +112,7 @@ CPU counters        every level: ``/proc/stat``, ``/proc/interrupts``, ``/proc/v
 kernel aspace       (Level.FULL without a process list) the x86-64 layout with the areas
                     of ``/proc/vmallocinfo``, the kernel image and modules; the kernel's
                     own memory (slab, page tables, vmalloc...) as kernel-only VMOs listed
-                    first. See :mod:`.kernel`.
+                    first. See :mod:`.kernelspace`.
 ==================  =====================================================================
 """
 
@@ -145,12 +145,8 @@ from mxmem.sources.linux import cgroups
 # The kernel's own figures (memory by use, CPU counters, the kernel address space);
 # kernel_memory is re-exported for the callers that know it from here.
 from mxmem.sources.linux.categories import SCANS, read_meminfo
-from mxmem.sources.linux.kernel import (
-    kernel_memory,
-    read_cpus,
-    read_kernel_memory,
-    read_kernel_space,
-)
+from mxmem.sources.linux.kernel import kernel_memory, read_cpus, read_kernel_memory
+from mxmem.sources.linux.kernelspace import read_kernel_space
 from mxmem.sources.linux.pagereads import PageReads
 from mxmem.sources.linux.parallel import map_in_threads, useful_workers
 from mxmem.sources.linux.procfs import ProcStat, cgroup_path, parse_stat, parse_status, thread_state
@@ -338,7 +334,7 @@ class _Scan(PageReads):
 
     def _kernel_space(self, vmos: dict[int, Vmo]) -> tuple[Aspace | None, dict[int, Vmo]]:
         """The kernel address space, and the kernel's own VMOs listed before the others
-        (the oldest: the kernel made them at boot). See :mod:`.kernel`."""
+        (the oldest: the kernel made them at boot). See :mod:`.kernelspace`."""
         space = read_kernel_space(self.reader, self.meminfo, self._koid)
         self.aspace_notes = tuple(space.notes)
         return space.aspace, {**{v.koid: v for v in space.vmos}, **vmos}

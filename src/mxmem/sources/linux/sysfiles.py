@@ -5,7 +5,7 @@
 
 Like :mod:`.procfs`, every function takes the text of one file and returns values: no
 I/O, no clock. Texts are split on ``"\\n"`` only. Numbers stay in the file's units
-(jiffies, counts, bytes); :mod:`.kernel` converts them.
+(jiffies, counts, bytes); :mod:`.kernel` and :mod:`.kernelspace` convert them.
 """
 
 from __future__ import annotations
