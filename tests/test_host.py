@@ -50,13 +50,14 @@ ROOT = LINUX and os.geteuid() == 0
 
 # --- start-up: ps imports only what it uses ----------------------------------------------
 
-# Runs one command in a fresh interpreter and prints its exit code and the page-level
-# modules it imported: numpy costs 60-180 ms, more than ps's whole scan of a quiet host.
+# Runs one command in a fresh interpreter and prints its exit code and the heavy modules
+# it imported that ps has no use for: numpy and the page modules (60-180 ms, more than
+# ps's whole scan of a quiet host), hashlib (OpenSSL, ~5 ms: koids of VMOs only).
 IMPORTS_SCRIPT = """
 import sys
 from mxmem.cli import main
 code = main(sys.argv[1:])
-print(code, *sorted(m for m in sys.modules if m.split(".")[0] == "numpy"
+print(code, *sorted(m for m in sys.modules if m.split(".")[0] in ("numpy", "hashlib")
                     or m in ("mxmem.sources.linux.pagemap", "mxmem.sources.linux.pagefacts")))
 """
 
