@@ -734,3 +734,34 @@ def test_a_kernel_thread_has_no_handles_to_show(cmd: str) -> None:
         "1",
         f"process [{pid}] is a kernel thread: it has no handles and no user address space\n",
     )
+
+
+def test_wide_koids_widen_the_console_columns(capsys: pytest.CaptureFixture[str]) -> None:
+    # A Linux host's koids are 16 digits: they overflowed %5llu/%6s/%7u and shifted the
+    # rest of each row (the same defect as vmos and vmaps).
+    k = Kernel(16 << 20, wired_bytes=1 << 20)
+    p = k.process_create(k.root_job, "p", koid=1100)
+    k.process_start(p)
+    big = 2**52 + 5
+    lib = k.vmo_create(P, "lib", owner=p, koid=big)
+    assert p.aspace is not None and p.aspace.root is not None
+    k.vmar_map(p.aspace.root, lib, addr=0x10000000)
+    copy = k.vmo_clone(lib, 0, P, "copy", owner=p, koid=big + 1)
+    head = "             koid           parent #chld #map #shr    size   alloc name"
+    assert ok(capsys, "mx", "vmos", "1100", kernel=k).splitlines()[2:] == [
+        "      handle rights" + head,
+        f"  {k.handle_of(p, lib):>10} rwxmdt 4503599627370501                -     1    1"
+        "    1      4k      0B lib",
+        f"  {k.handle_of(p, copy):>10} rwxmdt 4503599627370502"
+        " 4503599627370501     0    0    1      4k      0B copy",
+        "  total: 2 VMOs, size 8k, alloc 0B",
+        "Mapped VMOs:",
+        "           -      -" + head,
+        "           -      - 4503599627370501                -     1    1    1      4k      0B lib",
+        "           -      -" + head,
+    ]
+    lines = ok(capsys, "mx", "ht", "1100", kernel=k).splitlines()
+    assert lines[1:3] == [
+        "handle                koid : type",
+        f"{k.handle_of(p, lib):9x}  4503599627370501 : VMO",
+    ]

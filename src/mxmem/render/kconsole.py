@@ -190,11 +190,13 @@ _TYPE_NAMES = {
 def write_handles(process: Process, out: TextIO) -> None:
     """``mx ht <pid>``: the process's handle table, in table order."""
     handles = process.handles or ()
-    lines = [f"process [{process.koid}] handles :\n", "handle       koid : type\n"]
+    # The koid column is %7u, widened to the widest koid (a Linux host's are 16 digits).
+    width = max([7, *(len(str(h.koid)) for h in handles)])
+    lines = [f"process [{process.koid}] handles :\n", f"handle{' ' * width}koid : type\n"]
     for h in handles:
         # Types Magenta did not have (a Linux host's descriptor kinds): their own names.
         name = _TYPE_NAMES.get(h.type, h.type.name)
-        lines.append(f"{h.value:9x}  {h.koid:7d} : {name}\n")
+        lines.append(f"{h.value:9x}  {h.koid:{width}d} : {name}\n")
     lines.append(f"total: {len(handles)} handles\n")
     out.write("".join(lines))
 
@@ -202,9 +204,38 @@ def write_handles(process: Process, out: TextIO) -> None:
 # ------------------------------------------------------------------------- mx vmos
 
 # The handle and rights columns are 20 characters: "      handle rights " when the rows
-# are a process's handles, dashes standing in for them otherwise.
+# are a process's handles, dashes standing in for them otherwise. The koid and parent
+# columns are %5llu and %6s, widened to the widest koid of the command's output (a Linux
+# host's are 16 digits).
 VMO_HEADER = "           -      -  koid parent #chld #map #shr    size   alloc name\n"
 VMO_HANDLE_HEADER = "      handle rights  koid parent #chld #map #shr    size   alloc name\n"
+
+
+class _Widths(NamedTuple):
+    koid: int = 5
+    parent: int = 6
+
+    def header(self, handle: str = "-", rights: str = "-") -> str:
+        return (
+            f"  {handle:>10} {rights:>6} {'koid':>{self.koid}} {'parent':>{self.parent}}"
+            " #chld #map #shr    size   alloc name\n"
+        )
+
+
+def _widths(vmos: Iterable[Vmo], every: MappingOf[int, Vmo]) -> _Widths:
+    koid, parent = 5, 6
+    for vmo in vmos:
+        koid = max(koid, len(str(vmo.user_koid)))
+        parent = max(parent, len(_parent(vmo, every)))
+    return _Widths(koid, parent)
+
+
+def _parent(vmo: Vmo, vmos: MappingOf[int, Vmo]) -> str:
+    if not vmo.parent_koid:
+        return "-"
+    # The parent's user koid: 0 when the parent is kernel-only.
+    parent_vmo = vmos.get(vmo.parent_koid)
+    return str(parent_vmo.user_koid if parent_vmo is not None else vmo.parent_koid)
 
 
 def user_mapped_vmo_koids(snapshot: Snapshot) -> set[int]:
@@ -225,18 +256,20 @@ def hidden_vmos(snapshot: Snapshot) -> list[Vmo]:
 
 
 def _vmo_row(
-    vmo: Vmo, vmos: MappingOf[int, Vmo], unit: str, handle: str = "-", rights: str = "-"
+    vmo: Vmo,
+    vmos: MappingOf[int, Vmo],
+    unit: str,
+    widths: _Widths,
+    handle: str = "-",
+    rights: str = "-",
 ) -> str:
-    """DumpVmObject: ``"  %10s %6s %5llu %6s %5u %4u %4u %7s %7s %s"``."""
-    parent = "-"
-    if vmo.parent_koid:
-        # The parent's user koid: 0 when the parent is kernel-only.
-        parent_vmo = vmos.get(vmo.parent_koid)
-        parent = str(parent_vmo.user_koid if parent_vmo is not None else vmo.parent_koid)
+    """DumpVmObject: ``"  %10s %6s %5llu %6s %5u %4u %4u %7s %7s %s"`` (koid and parent
+    as wide as ``widths`` says)."""
     alloc = "phys" if vmo.physical else format_size(vmo.committed_bytes, unit)
     name = safe_text(vmo.name) if vmo.name else "-"
     return (
-        f"  {handle:>10} {rights:>6} {vmo.user_koid:5d} {parent:>6} {vmo.num_children:5d}"
+        f"  {handle:>10} {rights:>6} {vmo.user_koid:{widths.koid}d}"
+        f" {_parent(vmo, vmos):>{widths.parent}} {vmo.num_children:5d}"
         f" {vmo.num_mappings:4d} {vmo.share_count:4d} {format_size(vmo.size_bytes, unit):>7}"
         f" {alloc:>7} {name}\n"
     )
@@ -245,14 +278,12 @@ def _vmo_row(
 def write_all_vmos(snapshot: Snapshot, out: TextIO, *, hidden_only: bool, unit: str = "") -> None:
     """``mx vmos all`` / ``mx vmos hidden``: the global VMO list, oldest to newest (a
     snapshot's ``vmos`` are in creation order), with the header before and after."""
-    if hidden_only:
-        lines = ['"Hidden" VMOs, oldest to newest:\n', VMO_HEADER]
-        chosen: Iterable[Vmo] = hidden_vmos(snapshot)
-    else:
-        lines = ["All VMOs, oldest to newest:\n", VMO_HEADER]
-        chosen = snapshot.vmos.values()
-    lines.extend(_vmo_row(v, snapshot.vmos, unit) for v in chosen)
-    lines.append(VMO_HEADER)
+    chosen = hidden_vmos(snapshot) if hidden_only else list(snapshot.vmos.values())
+    widths = _widths(chosen, snapshot.vmos)
+    title = '"Hidden" VMOs' if hidden_only else "All VMOs"
+    lines = [f"{title}, oldest to newest:\n", widths.header()]
+    lines.extend(_vmo_row(v, snapshot.vmos, unit, widths) for v in chosen)
+    lines.append(widths.header())
     out.write("".join(lines))
 
 
@@ -265,26 +296,32 @@ def write_process_vmos(
 
     A VMO missing from ``vmos`` (a source that lost it) has no row.
     """
-    lines = [f"process [{process.koid}]:\n", "Handles to VMOs:\n", VMO_HANDLE_HEADER]
+    held = [
+        (handle, vmo)
+        for handle in process.handles or ()
+        if handle.type is ObjType.VMO and (vmo := vmos.get(handle.koid)) is not None
+    ]
+    mapped = [
+        vmo
+        for mapping in (process.aspace.mappings() if process.aspace is not None else ())
+        if (vmo := vmos.get(mapping.vmo_koid)) is not None
+    ]
+    widths = _widths([*(vmo for _, vmo in held), *mapped], vmos)
+    lines = [f"process [{process.koid}]:\n", "Handles to VMOs:\n"]
+    lines.append(widths.header("handle", "rights"))
     count = size = alloc = 0
-    for handle in process.handles or ():
-        vmo = vmos.get(handle.koid) if handle.type is ObjType.VMO else None
-        if vmo is None:
-            continue
-        lines.append(_vmo_row(vmo, vmos, unit, str(handle.value), rights_string(handle.rights)))
+    for handle, vmo in held:
+        rights = rights_string(handle.rights)
+        lines.append(_vmo_row(vmo, vmos, unit, widths, str(handle.value), rights))
         count += 1
         size += vmo.size_bytes
         alloc += 0 if vmo.physical else vmo.committed_bytes
     lines.append(
         f"  total: {count} VMOs, size {format_size(size, unit)}, alloc {format_size(alloc, unit)}\n"
     )
-    lines.extend(["Mapped VMOs:\n", VMO_HEADER])
-    if process.aspace is not None:
-        for mapping in process.aspace.mappings():
-            vmo = vmos.get(mapping.vmo_koid)
-            if vmo is not None:
-                lines.append(_vmo_row(vmo, vmos, unit))
-    lines.append(VMO_HEADER)
+    lines.extend(["Mapped VMOs:\n", widths.header()])
+    lines.extend(_vmo_row(vmo, vmos, unit, widths) for vmo in mapped)
+    lines.append(widths.header())
     out.write("".join(lines))
 
 
