@@ -26,15 +26,7 @@ from mxmem.accounting.digest import (
 )
 from mxmem.accounting.figures import NoPageFacts, figures, level_for, no_page_facts
 from mxmem.cli.common import Tool, print_notes
-from mxmem.cli.options import (
-    ATTRIBUTIONS,
-    ATTRIBUTIONS_EXPECTED,
-    Grammar,
-    Opt,
-    bad_value,
-    parse,
-    usage_error,
-)
+from mxmem.cli.options import ATTRIBUTION_OPT, Grammar, Opt, parse, usage_error
 from mxmem.errors import UsageError
 from mxmem.model import Level
 from mxmem.render.digest import write_digest_csv, write_digest_human, write_digest_json
@@ -86,8 +78,8 @@ GRAMMAR = Grammar(
     HELP,
     (
         Opt("buckets", long="buckets", value=True),
-        Opt("output", long="output", value=True),
-        Opt("attribution", long="attribution", value=True),
+        Opt("output", long="output", value=True, choices=_OUTPUTS),
+        ATTRIBUTION_OPT,
     ),
 )
 
@@ -99,10 +91,6 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
     buckets = parsed.values.get("buckets")
     output = parsed.values.get("output", "human")
     attribution = parsed.values.get("attribution", "2017")
-    if attribution not in ATTRIBUTIONS:
-        return bad_value("digest", "--attribution", attribution, ATTRIBUTIONS_EXPECTED, err)
-    if output not in _OUTPUTS:
-        return bad_value("digest", "--output", output, "human, csv or json", err)
     if buckets is None and attribution != "exact":
         return usage_error(GRAMMAR, "digest: --buckets FILE is required", err)
     try:

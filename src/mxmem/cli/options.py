@@ -37,9 +37,9 @@ from mxmem.sizes import UNITS
 
 __all__ = [
     "ATTRIBUTIONS",
-    "ATTRIBUTIONS_EXPECTED",
+    "ATTRIBUTION_OPT",
     "EXIT_USAGE",
-    "UNITS_EXPECTED",
+    "UNITS_OPT",
     "Grammar",
     "Opt",
     "Parsed",
@@ -56,9 +56,6 @@ EXIT_USAGE = 2
 #: or exact attribution (issue 6).
 ATTRIBUTIONS = ("2017", "exact")
 
-# What --attribution= and --units= take, as the one-line errors list them.
-ATTRIBUTIONS_EXPECTED = " or ".join(ATTRIBUTIONS)
-UNITS_EXPECTED = "one of " + ", ".join(UNITS)
 
 # The options that choose a source: they belong before the tool (`mxmem --sim ps`).
 _SOURCE_FLAGS = ("--sim", "--host", "--capture")
@@ -78,17 +75,34 @@ def source_hint(tool: str, arg: str) -> str:
 
 class Opt(NamedTuple):
     """One option: its key in :attr:`Parsed.values`, its letter and long name (either
-    may be empty), and whether it takes a value. ``acts`` options (help, memgraph's
-    ``-S``) end the parsing as soon as they are read."""
+    may be empty), and whether it takes a value, and if so which ones (``choices``;
+    ``None``: any, for the tool to check). ``acts`` options (help, memgraph's ``-S``)
+    end the parsing as soon as they are read."""
 
     key: str
     short: str = ""
     long: str = ""
     value: bool = False
     acts: bool = False
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def spelling(self) -> str:
+        return f"--{self.long}" if self.long else f"-{self.short}"
 
 
 HELP_OPT = Opt("help", "h", "help", acts=True)
+#: Every tool's ``--attribution=2017|exact``.
+ATTRIBUTION_OPT = Opt("attribution", long="attribution", value=True, choices=ATTRIBUTIONS)
+#: ``--units=X``: one of Magenta's size units.
+UNITS_OPT = Opt("units", long="units", value=True, choices=tuple(UNITS))
+
+
+def expected(choices: Sequence[str]) -> str:
+    """How a one-line error lists the values an option takes."""
+    if len(choices) == 2:
+        return " or ".join(choices)
+    return "one of " + ", ".join(choices)
 
 
 class Wording:
@@ -261,6 +275,10 @@ def parse(grammar: Grammar, args: Sequence[str], out: TextIO, err: TextIO) -> Pa
                 return EXIT_USAGE
             problem = _Problem(-1, message)
     if problem is None:
+        for opt in opts:
+            given = values.get(opt.key)
+            if given is not None and opt.choices is not None and given not in opt.choices:
+                return bad_value(grammar.tool, opt.spelling, given, expected(opt.choices), err)
         return Parsed(frozenset(flags), values, operands)
     if problem.hint:
         err.write(problem.message)

@@ -17,22 +17,13 @@ from typing import NamedTuple, TextIO
 
 from mxmem.accounting.figures import NoPageFacts, figures, level_for, no_page_facts, rule_for
 from mxmem.cli.common import Tool, print_notes, strtoull
-from mxmem.cli.options import (
-    ATTRIBUTIONS,
-    ATTRIBUTIONS_EXPECTED,
-    UNITS_EXPECTED,
-    Grammar,
-    Opt,
-    Wording,
-    bad_value,
-    parse,
-)
+from mxmem.cli.options import ATTRIBUTION_OPT, UNITS_OPT, Grammar, Opt, Wording, bad_value, parse
 from mxmem.model import Level
 from mxmem.render.exact import figures_notes
 from mxmem.render.jsonout import write_json
 from mxmem.render.ps import ps_columns, ps_json, ps_rows, write_ps
 from mxmem.render.text import safe_text
-from mxmem.render.units import UNITS, format_size
+from mxmem.render.units import format_size
 from mxmem.sources import Source
 
 # The August 2017 help, with the options later Zircon ps added (-J, --job), --json and
@@ -95,10 +86,10 @@ GRAMMAR = Grammar(
         Opt("threads", "T"),
         Opt("jobs_only", "J"),
         Opt("job", long="job", value=True),
-        Opt("units", long="units", value=True),
+        UNITS_OPT,
         Opt("json", long="json"),
         Opt("swap", long="swap"),
-        Opt("attribution", long="attribution", value=True),
+        ATTRIBUTION_OPT,
     ),
     after_error="help",
     wording=_PsWording(),
@@ -115,20 +106,14 @@ def parse_args(args: Sequence[str], out: TextIO, err: TextIO) -> PsOptions | int
     job_koid = None if job is None else strtoull(job)
     if job is not None and job_koid is None:
         return bad_value("ps", "--job", job, "a job koid (a number)", err)
-    units = values.get("units", "")
-    if "units" in values and (len(units) != 1 or units not in UNITS):
-        return bad_value("ps", "--units", units, UNITS_EXPECTED, err)
-    attribution = values.get("attribution", "2017")
-    if attribution not in ATTRIBUTIONS:
-        return bad_value("ps", "--attribution", attribution, ATTRIBUTIONS_EXPECTED, err)
     return PsOptions(
         threads="threads" in flags,
         jobs_only="jobs_only" in flags,
         job_koid=job_koid,
-        units=units,
+        units=values.get("units", ""),
         json="json" in flags,
         swap="swap" in flags,
-        attribution=attribution,
+        attribution=values.get("attribution", "2017"),
     )
 
 
