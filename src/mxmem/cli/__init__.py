@@ -36,7 +36,7 @@ TOOL_MODULES: dict[str, tuple[str, str]] = {
     "vmaps": ("mxmem.cli.vmaps", "a process's address space: VMARs and mappings"),
     "vmos": ("mxmem.cli.vmos", "a process's VMOs, held by handle or mapped"),
     "memgraph": ("mxmem.cli.memgraph", "the whole system (kernel, tasks, VMOs) as JSON records"),
-    "treemap": ("mxmem.cli.treemap", "memgraph JSON as a zoomable HTML treemap page"),
+    "treemap": ("mxmem.cli.treemap", "the whole system as a zoomable HTML treemap page"),
     "kstats": ("mxmem.cli.kstats", "kernel memory and per-CPU statistics, every few seconds"),
     "k": ("mxmem.cli.kconsole", "the kernel console's `mx` commands: ps, jobs, ht, vmos, asd"),
     "capture": (
@@ -89,7 +89,8 @@ Source (before the tool; the default is --host):
   --sim=WORLD    a simulated world: a built-in name (see `mxmem scenarios`),
                  scale:N[:SEED], or a world file FILE.toml / FILE.json
   --capture=FILE a capture file: an mxmem snapshot (`mxmem capture`), memgraph
-                 JSON or a Fuchsia memory_monitor capture, gzipped or not
+                 JSON or a Fuchsia memory_monitor capture, gzipped or not;
+                 --capture=- reads it from standard input
 
 Tools:
 {tools}
@@ -107,6 +108,7 @@ Options:
 
 def _dispatch(args: Sequence[str], source: Source | None, out: TextIO, err: TextIO) -> int:
     spec = DEFAULT_SOURCE
+    chosen = False
     i = 0
     while i < len(args) and args[i].startswith("-"):
         arg = args[i]
@@ -139,6 +141,7 @@ def _dispatch(args: Sequence[str], source: Source | None, out: TextIO, err: Text
             spec = f"capture:{path}"
         else:
             raise UsageError(f"unknown option {arg!r}; see `mxmem --help`", EXIT_USAGE)
+        chosen = True
         i += 1
     if i == len(args):
         err.write(_help())
@@ -146,7 +149,7 @@ def _dispatch(args: Sequence[str], source: Source | None, out: TextIO, err: Text
     tool = TOOLS.get(args[i])
     if tool is None:
         raise UsageError(f"unknown tool {args[i]!r}; `mxmem --help` lists the tools", EXIT_USAGE)
-    return tool.run(args[i + 1 :], source or LazySource(spec), out, err)
+    return tool.run(args[i + 1 :], source or LazySource(spec, chosen=chosen), out, err)
 
 
 def _silence_stdout() -> None:

@@ -11,11 +11,11 @@ default, ``--attribution=2017``, saves ``Level.FULL``). The format:
 from __future__ import annotations
 
 import gzip
-import os
 from collections.abc import Sequence
 from typing import TextIO
 
 from mxmem.cli.common import Tool
+from mxmem.cli.outfile import check_output, write_file
 from mxmem.model import Level
 from mxmem.render.text import safe_text
 from mxmem.sources import Source
@@ -86,6 +86,8 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
     if isinstance(parsed, int):
         return parsed
     path, level = parsed
+    if path != "-":
+        check_output("capture", path)
     text = dumps(source.snapshot(level))
     if path == "-":
         out.write(text)
@@ -94,17 +96,7 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
     if path.endswith(".gz"):
         # mtime=0: the same snapshot always gives the same bytes.
         data = gzip.compress(data, mtime=0)
-    # Write a temporary file and rename it, so an interrupted capture never leaves a
-    # truncated file under the requested name.
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_file("capture", path, data)
     return 0
 
 

@@ -28,11 +28,14 @@ class Tool(NamedTuple):
 
 class LazySource:
     """A source opened on first use, so ``--help``, usage errors and ``scenarios`` never
-    pay for building a world (``scale:100000`` takes a while)."""
+    pay for building a world (``scale:100000`` takes a while). ``chosen`` is False when
+    the command line named no source (the default, the host): ``treemap`` then reads a
+    capture piped to it, as the 2017 tool did."""
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, *, chosen: bool = True) -> None:
         self._spec = spec
         self._source: Source | None = None
+        self.chosen = chosen
 
     @property
     def name(self) -> str:

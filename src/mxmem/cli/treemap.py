@@ -1,75 +1,68 @@
-"""``mxmem treemap [-o FILE] [--json] [--attribution=MODE] [INPUT]``: memgraph JSON as one
-self-contained HTML page.
+"""``mxmem [SOURCE] treemap [-o FILE] [--json] [--attribution=MODE] [INPUT]``: the whole
+system as one self-contained HTML page.
 
-The successor of Fuchsia's ``scripts/memory/treemap.py`` (spec §7): it reads what
-``memgraph -v`` printed — from mxmem, from a real Magenta system, or made by hand — and
-writes a page with a zoomable treemap and a sortable table, which needs no network.
+The successor of Fuchsia's ``scripts/memory/treemap.py`` (spec §7), but a tool like the
+others: it maps the source's snapshot (the host by default, ``--sim``, ``--capture=F``),
+with the 2017 figures or an exact attribution (``--attribution=exact``), and writes a
+page with a zoomable treemap and a sortable table, which needs no network.
 
-Exact attribution (issue 6): input from ``memgraph --attribution=exact`` gives the exact
-tree (:func:`mxmem.render.treemap.exact_tree`) by itself — a process split into its exact
-share of each of its VMOs when the input was made with ``-v`` too, else by kind;
-``--attribution=exact`` on plain memgraph output computes the attribution from the
-records, read as a capture (as far as the capture source can derive page facts from them,
-by VMO when the records list VMOs); ``--attribution=2017`` always gives treemap.py's tree.
+The 2017 pipeline ``memgraph -vt | treemap > mem.html`` still works, because that is what
+its user means: with no source option, a capture piped or redirected to treemap's
+standard input is what it maps (any capture format; memgraph JSON is read by the capture
+source like a file). ``INPUT`` names a capture file, ``-`` standard input, as
+``--capture=INPUT`` would. A terminal on standard input, or any source option, maps the
+source instead; so does an explicit ``--host`` whatever standard input is.
 """
 
 from __future__ import annotations
 
-import gc
-import json
+import os
+import select
+import stat
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from importlib import resources
 from typing import NamedTuple, TextIO
 
-from mxmem.accounting.figures import figures, rule_for
 from mxmem.cli.common import ATTRIBUTIONS, Tool, print_notes
+from mxmem.cli.outfile import check_output, write_file
 from mxmem.errors import MxmemError
-from mxmem.model import Level
-from mxmem.render.exact import exact_notes
-from mxmem.render.jsonout import dumps_json
-from mxmem.render.memgraph import memgraph_view
+from mxmem.model import Level, Snapshot
 from mxmem.render.text import safe_text
-from mxmem.render.treemap import (
-    MemGraph,
-    exact_tree,
-    fold_tree,
-    memory_tree,
-    page_data,
-    parse_memgraph,
-    tree_json,
-    treemap_html,
-)
 from mxmem.sources import Source
-from mxmem.sources.capture import CaptureSource, load_capture
+from mxmem.sources.capture import NO_MAPPINGS_NOTE, STDIN, STDIN_NAME, open_capture, read_capture
 
 HELP = """\
 Usage: treemap [-o FILE] [--json] [--attribution=exact|2017] [INPUT]
-  Reads memgraph JSON (the output of `memgraph -vt`) from INPUT, or from
-  standard input when INPUT is missing or "-", and writes a zoomable treemap
-  of memory usage as one self-contained HTML page.
+  Writes a zoomable treemap of the whole system's memory (kernel, jobs,
+  processes, VMOs) as one self-contained HTML page. It maps the source chosen
+  before the tool (`mxmem --sim treemap`, `mxmem --capture=F treemap`; this
+  machine by default), or INPUT: a capture file (memgraph JSON, an mxmem
+  capture or a Fuchsia capture), or "-" for standard input. With no source
+  option, a capture piped to treemap is what it maps, as the 2017 tool did.
 Options:
  -o|--output FILE  Write the page to FILE instead of standard output
  --json            Write the whole tree as JSON instead of the page
  --attribution=exact|2017
                    exact: every byte of physical memory once, in the processes
-                   and in named kinds of unowned memory, with the residual (from
-                   `memgraph --attribution=exact` output, or computed from plain
-                   memgraph output as far as it allows); 2017: treemap.py's tree.
-                   Default: exact when the input carries it, else 2017
+                   and in named kinds of unowned memory, with the residual;
+                   2017: treemap.py's tree (the default)
  -h|--help         Display this message
 Examples:
+  mxmem treemap -o mem.html
+  mxmem --sim treemap --attribution=exact -o exact.html
   mxmem memgraph -vt | mxmem treemap > mem.html
-  mxmem memgraph -vt --attribution=exact | mxmem treemap > exact.html
 """
+
+# How long treemap waits for piped data before saying what it is waiting for.
+_STDIN_HINT_SECONDS = 1.0
 
 
 class TreemapOptions(NamedTuple):
-    input: str | None = None  # None or "-": standard input
-    output: str | None = None  # None: standard output
+    input: str | None = None  # a capture file, "-" for standard input, None: the source
+    output: str | None = None  # None or "-": standard output
     json: bool = False
-    attribution: str | None = None  # None: as the input says; "exact" or "2017"
+    attribution: str = "2017"
 
 
 def parse_args(args: Sequence[str], out: TextIO, err: TextIO) -> TreemapOptions | int:
@@ -110,7 +103,7 @@ def parse_args(args: Sequence[str], out: TextIO, err: TextIO) -> TreemapOptions 
         elif arg == "--":
             positional.extend(args[i + 1 :])
             break
-        elif arg.startswith("-") and arg != "-":
+        elif arg.startswith("-") and arg != STDIN:
             err.write(f"treemap: unknown option {safe_text(arg)}\n{HELP}")
             return 1
         else:
@@ -130,120 +123,105 @@ def load_template() -> str:
     return (resources.files("mxmem") / "templates" / "treemap.html").read_text(encoding="utf-8")
 
 
-def _read_input(path: str | None, err: TextIO) -> bytes:
-    if path is not None and path != "-":
-        try:
-            with open(path, "rb") as f:
-                return f.read()
-        except OSError as e:
-            raise MxmemError(f"treemap: cannot read {path}: {e.strerror or e}") from None
+def _piped_stdin() -> bool:
+    """Standard input is a pipe or a file (not a terminal, not /dev/null, not closed)."""
     stdin = sys.stdin
-    if stdin is None:
-        raise MxmemError("treemap: no standard input; name an INPUT file")
-    if stdin.isatty():
-        err.write("treemap: reading memgraph JSON from the terminal (see `treemap --help`)\n")
-    buffer = getattr(stdin, "buffer", None)
-    if buffer is not None:
-        data: bytes = buffer.read()
-        return data
-    return stdin.read().encode("utf-8", "surrogateescape")
+    if stdin is None or getattr(stdin, "buffer", None) is None:
+        return False
+    try:
+        mode = os.fstat(stdin.fileno()).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode)
 
 
-def decode_memgraph(raw: bytes) -> object:
-    """The JSON value of memgraph's output. Bytes that are not UTF-8 (memgraph printed
-    names as the kernel had them) become U+FFFD, and control characters are allowed
-    inside strings, since the 2017 memgraph did not escape names."""
-    text = raw.decode("utf-8", errors="replace").removeprefix("\ufeff")
-    if not text.strip():
-        raise MxmemError(
-            "treemap: the input is empty (expected memgraph JSON, e.g."
-            " `mxmem memgraph -vt | mxmem treemap`)"
+def _read_stdin(err: TextIO) -> Source:
+    """The capture piped to treemap. If none has come after a moment, say what treemap
+    waits for (an `ssh host mxmem treemap` would otherwise seem to hang)."""
+    try:
+        ready, _, _ = select.select([sys.stdin], [], [], _STDIN_HINT_SECONDS)
+    except (OSError, ValueError):
+        ready = [sys.stdin]
+    if not ready:
+        err.write(
+            "treemap: waiting for a capture on standard input (name a source, e.g."
+            " --host, to map it instead)\n"
         )
-    try:
-        return json.loads(text, strict=False)
-    except json.JSONDecodeError as e:
+    return read_capture(sys.stdin.buffer, STDIN_NAME)
+
+
+def _choose_source(opts: TreemapOptions, source: Source, err: TextIO) -> Source:
+    chosen = getattr(source, "chosen", True)
+    if opts.input is not None:
+        if chosen:
+            raise MxmemError(
+                f"treemap: both a source ({safe_text(source.name)}) and INPUT"
+                f" ({safe_text(opts.input)}) name what to map; give one"
+            )
+        return open_capture(opts.input)
+    if not chosen and _piped_stdin():
+        return _read_stdin(err)
+    return source
+
+
+def _snapshot(source: Source, exact: bool) -> Snapshot:
+    snapshot = source.snapshot(Level.PAGES if exact else Level.FULL)
+    if exact and snapshot.pages is None:
         raise MxmemError(
-            f"treemap: the input is not JSON: {e.msg} at line {e.lineno} column {e.colno}"
-        ) from None
-    except RecursionError:
-        raise MxmemError("treemap: the input is not memgraph JSON: nested too deeply") from None
-
-
-@contextmanager
-def no_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector: decoding and building make millions of objects,
-    none in a cycle, and each collection would rescan them all (measured: 40% of the CPU
-    time on a 10k-process graph). Reference counting still frees everything."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+            f"treemap: --attribution=exact: {safe_text(source.name)} gives no page facts"
+            " to attribute (a capture needs its VMOs: `memgraph -v`, or `mxmem capture`)"
+        )
+    return snapshot
 
 
 def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
     opts = parse_args(args, out, err)
     if isinstance(opts, int):
         return opts
-    raw = _read_input(opts.input, err)
-    with no_gc():
-        value = decode_memgraph(raw)
-        try:
-            graph = parse_memgraph(value)
-            if opts.attribution == "2017" or (
-                opts.attribution is None and graph.attribution is None
-            ):
-                tree = memory_tree(graph)
-            else:
-                if graph.attribution is None:
-                    graph = attribute_memgraph(raw, opts.input)
-                tree = exact_tree(graph)
-        except MxmemError as e:
-            raise MxmemError(f"treemap: {e}") from None
-        if opts.json:
-            folded = None
-            page = dumps_json(tree_json(tree)) + "\n"
-        else:
-            folded = fold_tree(tree.root)
-            page = treemap_html(page_data(tree, folded), load_template())
-    if opts.output is None:
-        out.write(page)
+    to_file = opts.output is not None and opts.output != "-"
+    if to_file:
+        assert opts.output is not None
+        check_output("treemap", opts.output)  # before the snapshot, which can be slow
+    exact = opts.attribution == "exact"
+    snapshot = _snapshot(_choose_source(opts, source, err), exact)
+    # Imported here: --help and usage errors need none of the page's code.
+    from mxmem.render.treemap import fold_tree, page_data, tree_json, treemap_html
+
+    notes = [n for n in snapshot.notes if n != NO_MAPPINGS_NOTE]
+    if exact:
+        from mxmem.accounting.exact import attribute_snapshot
+        from mxmem.render.exact import exact_notes
+        from mxmem.render.treemap import exact_tree
+
+        tree = exact_tree(snapshot, attribute_snapshot(snapshot))
+        meta = tree.attribution
+        assert meta is not None
+        notes.extend(n for n in exact_notes(meta.exact, meta.notes, meta.residual_bytes))
     else:
-        try:
-            with open(opts.output, "w", encoding="utf-8") as f:
-                f.write(page)
-        except OSError as e:
-            raise MxmemError(f"treemap: cannot write {opts.output}: {e.strerror or e}") from None
-    notes = list(tree.notes)
-    meta = tree.attribution
-    if meta is not None:
-        notes.extend(exact_notes(meta.exact, meta.notes, meta.residual_bytes))
-    if folded is not None and folded.folded:
-        notes.append(
-            f"{folded.folded} of {folded.total} nodes are folded into larger boxes"
-            f" (the page shows {folded.shown})"
-        )
-    print_notes("treemap", notes, err)
+        from mxmem.accounting.magenta2017 import task_memory
+        from mxmem.render.treemap import memory_tree
+
+        tree = memory_tree(snapshot, task_memory(snapshot))
+    notes.extend(tree.notes)
+    if opts.json:
+        from mxmem.render.jsonout import dumps_json
+
+        page = dumps_json(tree_json(tree)) + "\n"
+    else:
+        folded = fold_tree(tree.root)
+        page = treemap_html(page_data(tree, folded), load_template())
+        if folded.folded:
+            notes.append(
+                f"{folded.folded} of {folded.total} nodes are folded into larger boxes"
+                f" (the page shows {folded.shown})"
+            )
+    if to_file:
+        assert opts.output is not None
+        write_file("treemap", opts.output, page.encode("utf-8"))
+    else:
+        out.write(page)
+    print_notes("treemap", list(dict.fromkeys(notes)), err)
     return 0
 
 
-def attribute_memgraph(raw: bytes, path: str | None) -> MemGraph:
-    """Plain memgraph output made exact: the records read as a capture, asked for page
-    facts, attributed, and rendered back as ``memgraph -v --attribution=exact`` records
-    (so with each process's VMO list, when the capture's page facts reach VMOs)."""
-    where = "standard input" if path is None or path == "-" else path
-    source = CaptureSource(load_capture(raw, where), f"capture:{where}")
-    snapshot = source.snapshot(Level.PAGES)
-    if snapshot.pages is None:
-        raise MxmemError(
-            f"--attribution=exact: no page facts can be derived from {where} (make the"
-            " input with `mxmem memgraph -vt --attribution=exact`)"
-        )
-    base = figures(snapshot, rule_for(snapshot, "2017"))
-    view = memgraph_view(snapshot, base, vmos=True, exact=figures(snapshot, "exact"))
-    return parse_memgraph(view.records)
-
-
-TOOL = Tool("treemap", "memgraph JSON as a zoomable HTML treemap page", run)
+TOOL = Tool("treemap", "the whole system as a zoomable HTML treemap page", run)

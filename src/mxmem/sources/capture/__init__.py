@@ -23,16 +23,31 @@ import gc
 import gzip
 import io
 import json
+import sys
 import zlib
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from importlib import import_module
+from typing import BinaryIO
 
 from mxmem.errors import SourceError
 from mxmem.model import Level, Snapshot
 from mxmem.sources.capture.memgraph import NO_MAPPINGS_NOTE
 
-__all__ = ["NO_MAPPINGS_NOTE", "CaptureSource", "load_capture", "open_capture"]
+__all__ = [
+    "NO_MAPPINGS_NOTE",
+    "STDIN",
+    "STDIN_NAME",
+    "CaptureSource",
+    "load_capture",
+    "open_capture",
+    "read_capture",
+]
+
+#: The file name that means standard input (``--capture=-``, ``treemap -``).
+STDIN = "-"
+#: How errors name standard input.
+STDIN_NAME = "standard input"
 
 GZIP_MAGIC = b"\x1f\x8b"
 # A decompressed capture larger than this is a gzip bomb, not a system (scale:100000, the
@@ -150,13 +165,34 @@ def _fuchsia(data: bytes, where: str) -> Snapshot:
     return snapshot
 
 
+def read_capture(stream: BinaryIO, where: str) -> CaptureSource:
+    """A source over the capture read from ``stream`` (to its end, now); ``where`` names
+    it in errors. Any format, gzipped or not: a pipe is told by content like a file."""
+    try:
+        data = stream.read(MAX_CAPTURE_BYTES + 1)
+    except OSError as err:
+        raise SourceError(f"{where}: {err.strerror or err}") from None
+    if len(data) > MAX_CAPTURE_BYTES:
+        raise SourceError(f"{where}: larger than {MAX_CAPTURE_BYTES} bytes")
+    if not data or data.isspace():
+        raise SourceError(
+            f"{where}: empty (expected a capture: memgraph JSON, an mxmem snapshot or a"
+            " Fuchsia capture)"
+        )
+    return CaptureSource(load_capture(data, where), f"capture:{where}")
+
+
 def open_capture(path: str) -> CaptureSource:
-    """A source over the capture file at ``path`` (read and checked now)."""
+    """A source over the capture file at ``path`` (read and checked now); ``-`` is
+    standard input (``mxmem capture -o - | mxmem --capture=- ps``)."""
+    if path == STDIN:
+        stdin = sys.stdin
+        buffer = None if stdin is None else getattr(stdin, "buffer", None)
+        if buffer is None:
+            raise SourceError(f"{STDIN_NAME}: not available to read a capture from")
+        return read_capture(buffer, STDIN_NAME)
     try:
         with open(path, "rb") as f:
-            data = f.read(MAX_CAPTURE_BYTES + 1)
+            return read_capture(f, path)
     except OSError as err:
         raise SourceError(f"{path}: {err.strerror or err}") from None
-    if len(data) > MAX_CAPTURE_BYTES:
-        raise SourceError(f"{path}: larger than {MAX_CAPTURE_BYTES} bytes")
-    return CaptureSource(load_capture(data, path), f"capture:{path}")
