@@ -3,6 +3,7 @@ at all, and every failure one line that names the file the user gave."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from mxmem.errors import MxmemError
@@ -33,8 +34,6 @@ def write_file(tool: str, path: str, data: bytes) -> None:
             f.write(data)
         os.replace(tmp, path)
     except OSError as e:
-        try:
+        with contextlib.suppress(OSError):  # never created, or already renamed
             os.unlink(tmp)
-        except OSError:
-            pass  # never created, or already renamed
         raise MxmemError(f"{tool}: cannot write {shown}: {e.strerror or 'error'}") from None

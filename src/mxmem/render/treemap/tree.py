@@ -273,7 +273,7 @@ def memory_tree(snapshot: Snapshot, memory: TaskMemory) -> MemoryTree:
         koid = process.koid
         leaves, distinct = process_children(process, snapshot, memory)
         vmo_count += distinct
-        if not distinct and koid not in memory.processes:
+        if not distinct and memory.processes.get(koid) is None:
             unknown_figures += 1
         size = sum(n.size_bytes for n in leaves)
         process_node[koid] = Node(

@@ -55,6 +55,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 MAX_CAPTURE_BYTES = 4 << 30
 # The mxmem snapshot writer puts "format" first; the sniff looks this far in.
 _SNIFF_BYTES = 256
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class CaptureSource:
@@ -127,12 +128,15 @@ def _load(data: bytes, where: str) -> Snapshot:
 
     if data[:2] == GZIP_MAGIC:
         data = _decompress(data, where)
-    head = data[:_SNIFF_BYTES].lstrip(b" \t\r\n")
+    head = data[:_SNIFF_BYTES].removeprefix(_UTF8_BOM).lstrip(b" \t\r\n")
     if head.startswith(b"{") and b'"mxmem-snapshot"' in head:
         return snapshot_file.loads(data, where)
     if head.startswith(b"["):
         try:
-            document = json.loads(data)
+            # memgraph.cpp printed names as the kernel had them: raw control characters
+            # and bytes that are not UTF-8 (which become U+FFFD) are accepted.
+            text = data.decode("utf-8", errors="replace").removeprefix("\ufeff")
+            document = json.loads(text, strict=False)
         except json.JSONDecodeError as err:
             snapshot_file.raise_bad_json(where, err)
         except (RecursionError, ValueError) as err:
