@@ -2,8 +2,9 @@
 
 Pages are made by the real CLI, as a user would: ``mxmem --sim=WORLD memgraph -vt |
 mxmem treemap -o PAGE``. Expected figures come from the Python side (the tree built
-from the same memgraph output), so the page is checked against an independent
-computation of what it should say.
+from the same memgraph output, read as a capture), so the page is checked against an
+independent computation of what it should say. The page opens on the memory in use:
+the free box is hidden (and left out of its ancestors' sizes) until it is switched on.
 
 The tests skip only when ``/usr/bin/chromium`` is missing (``.ci/run`` installs it);
 Playwright itself is a test dependency, so its absence is an error.
@@ -11,7 +12,6 @@ Playwright itself is a test dependency, so its absence is an error.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -24,8 +24,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Request, sync_playwright
 
-from mxmem.render.treemap import Node, memory_tree, parse_memgraph
+from mxmem.accounting.magenta2017 import task_memory
+from mxmem.render.treemap import Node, memory_tree
 from mxmem.render.units import format_size
+from mxmem.sources.capture import load_capture
 
 pytestmark = pytest.mark.browser
 
@@ -53,7 +55,19 @@ class Built:
     page: Path
 
     def tree(self) -> Node:
-        return memory_tree(parse_memgraph(json.loads(self.memgraph.read_text()))).root
+        snapshot = load_capture(self.memgraph.read_bytes(), str(self.memgraph))
+        return memory_tree(snapshot, task_memory(snapshot)).root
+
+
+def in_use(tree: Node) -> Node:
+    """The root as the page first shows it: without its free box, named for that."""
+    kept = tuple(c for c in tree.children if not c.free)
+    return tree._replace(
+        name=IN_USE, size_bytes=sum(c.size_bytes for c in kept), children=kept
+    )
+
+
+IN_USE = "Memory in use"
 
 
 def _mxmem(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
@@ -164,14 +178,14 @@ def _find(node: Node, name: str) -> tuple[Node, Node | None]:
 
 def test_page_renders_boxes_labels_and_table(doc_page: tuple[Page, Log], doc: Built) -> None:
     page, log = doc_page
-    tree = doc.tree()
+    tree = in_use(doc.tree())
     assert page.title() == "Memory usage"
     assert page.locator(".tm-box").count() > 20
     top = page.locator(".tm-box.tm-root .tm-label")
-    assert top.inner_text() == f"K All physical memory {format_size(tree.size_bytes)}"
+    assert top.inner_text() == f"K {IN_USE} {format_size(tree.size_bytes)}"
     # Every node of the doc world's tree is small enough to be in the table, open.
     assert page.locator("#rows tr").count() == sum(1 for _ in _nodes(tree))
-    assert _current_crumb(page) == f"All physical memory ({format_size(tree.size_bytes)})"
+    assert _current_crumb(page) == f"{IN_USE} ({format_size(tree.size_bytes)})"
     # The policy's hashes match the page's style and script, or they would not run.
     assert log.console_errors == [] and log.page_errors == []
 
@@ -186,7 +200,7 @@ def test_click_zooms_in_and_the_outer_box_and_breadcrumbs_zoom_out(
     doc_page: tuple[Page, Log], doc: Built
 ) -> None:
     page, _ = doc_page
-    tree = doc.tree()
+    tree = in_use(doc.tree())
     vmo, _ = _find(tree, "VMOs/processes")
     devmgr, root_job = _find(tree, "bin/devmgr")
     assert root_job is not None
@@ -197,7 +211,7 @@ def test_click_zooms_in_and_the_outer_box_and_breadcrumbs_zoom_out(
     _box(page, "Process", "bin/devmgr").click(position={"x": 6, "y": 6})
     assert _current_crumb(page) == f"bin/devmgr ({format_size(devmgr.size_bytes)})"
     assert page.locator("#crumbs button").all_inner_texts() == [
-        f"All physical memory ({format_size(tree.size_bytes)})",
+        f"{IN_USE} ({format_size(tree.size_bytes)})",
         f"VMOs/processes ({format_size(vmo.size_bytes)})",
         f"root job ({format_size(root_job.size_bytes)})",
         f"bin/devmgr ({format_size(devmgr.size_bytes)})",
@@ -215,8 +229,8 @@ def test_click_zooms_in_and_the_outer_box_and_breadcrumbs_zoom_out(
     assert _current_crumb(page) == f"root job ({format_size(root_job.size_bytes)})"
 
     # A breadcrumb zooms out to it.
-    page.locator("#crumbs button", has_text="All physical memory").click()
-    assert _current_crumb(page) == f"All physical memory ({format_size(tree.size_bytes)})"
+    page.locator("#crumbs button", has_text=IN_USE).click()
+    assert _current_crumb(page) == f"{IN_USE} ({format_size(tree.size_bytes)})"
 
 
 def test_keyboard_zooms_in_and_out(doc_page: tuple[Page, Log]) -> None:
@@ -227,14 +241,14 @@ def test_keyboard_zooms_in_and_out(doc_page: tuple[Page, Log]) -> None:
     assert _current_crumb(page).startswith("VMOs/processes (")
     # Focus stays on the map (the zoomed box), so Escape zooms back out.
     page.keyboard.press("Escape")
-    assert _current_crumb(page).startswith("All physical memory (")
+    assert _current_crumb(page).startswith(f"{IN_USE} (")
 
 
 def test_hover_shows_type_koid_exact_bytes_and_shares(
     doc_page: tuple[Page, Log], doc: Built
 ) -> None:
     page, _ = doc_page
-    tree = doc.tree()
+    tree = in_use(doc.tree())
     devmgr, root_job = _find(tree, "bin/devmgr")
     assert root_job is not None
     _box(page, "Kernel memory", "VMOs/processes").click(position={"x": 6, "y": 6})
@@ -257,7 +271,7 @@ def test_hover_shows_type_koid_exact_bytes_and_shares(
 
 def test_table_sorts_on_header_click(doc_page: tuple[Page, Log], doc: Built) -> None:
     page, _ = doc_page
-    parts = doc.tree().children
+    parts = in_use(doc.tree()).children
     by_size = [n.name for n in parts]  # the tree's own order: largest first
     assert _depth_rows(page, 1) == by_size
     assert page.locator('th[data-key="size"]').get_attribute("aria-sort") == "descending"
@@ -324,6 +338,52 @@ def test_no_request_leaves_the_page(browser: Browser, doc: Built) -> None:
         assert log.requests == [doc.page.as_uri()]
     finally:
         page.close()
+
+
+def test_the_page_opens_on_memory_in_use_and_free_can_be_switched_on(
+    browser: Browser, doc: Built
+) -> None:
+    # Defect n: the first view was 92% "free", every process a sliver.
+    page, log = _open(browser, doc.page)
+    try:
+        tree = doc.tree()
+        free = next(c for c in tree.children if c.free)
+        assert free.name == "free" and free.size_bytes * 2 > tree.size_bytes
+        assert _box(page, "Kernel memory", "free").count() == 0
+        assert "free" not in _depth_rows(page, 1)
+        switch = page.get_by_label("Show free memory")
+        assert not switch.is_checked()
+        assert page.locator("#free-toggle").inner_text().strip() == (
+            f"Show free memory ({format_size(free.size_bytes)})"
+        )
+        # The largest process is a box big enough to read its label.
+        devmgr = _box(page, "Process", "bin/devmgr").bounding_box()
+        assert devmgr is not None and devmgr["width"] * devmgr["height"] > 100 * 100
+        # The map starts within the first screen.
+        top = page.locator("#map").bounding_box()
+        assert top is not None and top["y"] < 450
+        switch.check()
+        assert page.locator(".tm-box.tm-root .tm-label").inner_text() == (
+            f"K All physical memory {format_size(tree.size_bytes)}"
+        )
+        assert _box(page, "Kernel memory", "free").count() == 1
+        assert "free" in _depth_rows(page, 1)
+        switch.uncheck()
+        assert _box(page, "Kernel memory", "free").count() == 0
+        assert log.page_errors == [] and log.console_errors == []
+    finally:
+        page.close()
+
+
+def test_the_table_shows_koids_beside_names(doc_page: tuple[Page, Log], doc: Built) -> None:
+    page, _ = doc_page
+    devmgr, _ = _find(doc.tree(), "bin/devmgr")
+    row = page.locator("#rows tr", has=page.get_by_role("button", name="bin/devmgr", exact=True))
+    assert row.locator("td.koid").inner_text() == str(devmgr.koid)
+    header = page.locator("#table thead th").all_inner_texts()
+    assert header[:2] == ["Name", "Koid"]
+    root = page.locator('#rows tr[data-depth="0"] td.koid').inner_text()
+    assert root == ""  # the kernel's parts have no koid
 
 
 K, M, G, T, P, E = (1024**i for i in range(1, 7))

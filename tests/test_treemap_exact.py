@@ -1,97 +1,74 @@
-"""``treemap`` of an exact attribution (issue 6): the tree, the page, the residual.
+"""``treemap --attribution=exact`` (issue 6): the tree, the page, the residual.
 
-Inputs are made by the real CLI (``mxmem memgraph -vt --attribution=exact``, or plain
-``memgraph -vt`` given to ``treemap --attribution=exact``) for the tiny hand-computed world
-of tests/test_memgraph_exact.py (and its clone world, for the VMO boxes), every built-in
-world and the live host; hand-edited copies of the tiny world's output give the residuals
-(and VMO lists) a simulated kernel never has. The
-browser tests open the pages in Debian's headless Chromium (tests/test_treemap_browser.py's
-helpers) and check what a person sees: the residual stated, the category boxes, hostile
-names as text.
+The tree is built from a source's snapshot and its exact attribution, like every tool's
+figures: the tiny hand-computed world of tests/test_memgraph_exact.py (and its clone
+world, for the VMO boxes), page facts a test writes (for the residuals a simulated
+kernel never has), every built-in world, captures and the live host. The browser tests
+open the pages in Debian's headless Chromium (tests/test_treemap_browser.py's helpers)
+and check what a person sees: the residual stated in one line with its details on
+demand, the category boxes, hostile names as text.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixed import FixedSource
 from playwright.sync_api import Browser, Page, sync_playwright
-from test_memgraph import (
-    HOSTILE,
-    HOSTILE_WORLD,
-    FixedSource,
-    clone_world,
-    tiny_world,
-    with_facts,
-)
-from test_treemap_browser import CHROMIUM, CHROMIUM_ARGS, REPO, _mxmem, _open
+from test_memgraph import HOSTILE, HOSTILE_WORLD, clone_world, tiny_world, with_facts
+from test_treemap_browser import CHROMIUM, CHROMIUM_ARGS, IN_USE, _mxmem, _open
 
 from mxmem.accounting.exact import attribute_snapshot
 from mxmem.cli import main
 from mxmem.cli.treemap import HELP
-from mxmem.model import Level, PageUse, Snapshot
+from mxmem.model import Level, PageUse
 from mxmem.render.treemap import (
     NO_KOID_NAME,
-    NOT_ITEMIZED_NAME,
     UNKNOWN_NAME,
-    VMOS_NOT_ITEMIZED_NAME,
     ExactMeta,
     Node,
     NodeType,
-    TreemapInputError,
+    attribution_details,
+    attribution_summary,
     attribution_text,
     exact_tree,
-    parse_memgraph,
 )
 from mxmem.render.units import format_size
-from mxmem.sources import Source
-from mxmem.sources.capture import CaptureSource, load_capture
+from mxmem.sources import Source, open_source
 from mxmem.sources.sim import PAGE_SIZE, SimSource
 
 WORLDS = ["doc", "doc-vmaps", "doc-vmos", "scale:300"]
 TOTAL = 1048576  # the tiny world's RAM
+EXACT = "--attribution=exact"
 
 Shape = tuple[Any, ...]
 
 
-def memgraph(capsys: pytest.CaptureFixture[str], source: str | Source | None, *args: str) -> str:
-    """``mxmem [SOURCE] memgraph ARGS`` (SOURCE None: the tiny world)."""
-    if source is None:
-        source = SimSource(tiny_world())
-    if not isinstance(source, str):
-        code = main(["memgraph", *args], source=source)
+def treemap(
+    capsys: pytest.CaptureFixture[str], source: Source | str, *args: str
+) -> tuple[int, str, str]:
+    """``mxmem [SOURCE] treemap ARGS``: a source object, or source options as text."""
+    if isinstance(source, str):
+        code = main([*source.split(), "treemap", *args])
     else:
-        code = main([source, "memgraph", *args])
-    out, _ = capsys.readouterr()
-    assert code == 0
-    return out
-
-
-def treemap(capsys: pytest.CaptureFixture[str], path: Path, *args: str) -> tuple[int, str, str]:
-    code = main(["treemap", *args, str(path)])
+        code = main(["treemap", *args], source=source)
     out, err = capsys.readouterr()
     return code, out, err
 
 
-def tree_of(capsys: pytest.CaptureFixture[str], path: Path, *args: str) -> dict[str, Any]:
-    code, out, _ = treemap(capsys, path, "--json", *args)
-    assert code == 0
-    tree: dict[str, Any] = json.loads(out)
-    return tree
+def tree_of(capsys: pytest.CaptureFixture[str], source: Source | str, *args: str) -> Any:
+    code, out, err = treemap(capsys, source, "--json", EXACT, *args)
+    assert code == 0, err
+    return json.loads(out)
 
 
-def write(tmp_path: Path, text: str, name: str = "m.json") -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
+def tiny() -> Source:
+    return SimSource(tiny_world())
 
 
 def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -128,77 +105,17 @@ def check_exact_tree(out: dict[str, Any]) -> None:
         assert categories.pop("residual") == residual
     assert all(size > 0 for size in categories.values())
     assert jobs[0]["size_bytes"] + sum(categories.values()) + residual == meta["total_bytes"]
+    # Only the free category is marked free (the page hides it until asked).
+    assert [c["name"] for c in root["children"] if c.get("free")] == (
+        ["free"] if "free" in categories else []
+    )
 
 
 # --------------------------------------------------------------------------- the tiny world
 
 C, J, P, M, K, V = "category", "job", "process", "memory", "kernel", "vmo"
-# Input made without -v: each process split by kind.
-TINY_TREE_BY_KIND = (
-    "All physical memory",
-    K,
-    TOTAL,
-    [
-        ("free", C, 856064),
-        (
-            "root job",
-            J,
-            78528,
-            1024,
-            [
-                (
-                    "apps",
-                    J,
-                    52245,
-                    1100,
-                    [
-                        (
-                            "c",
-                            P,
-                            30442,
-                            1400,
-                            [
-                                ("page tables", M, 16384),
-                                ("kernel stacks", M, 8192),
-                                ("kernel objects", M, 3136),
-                                ("shared", M, 2730),
-                            ],
-                        ),
-                        (
-                            "a",
-                            P,
-                            21803,
-                            1200,
-                            [
-                                ("page tables", M, 16384),
-                                ("shared", M, 2731),
-                                ("kernel objects", M, 2688),
-                            ],
-                        ),
-                    ],
-                ),
-                (
-                    "b",
-                    P,
-                    26283,
-                    1300,
-                    [
-                        ("page tables", M, 16384),
-                        ("private", M, 4096),
-                        ("kernel objects", M, 3072),
-                        ("shared", M, 2731),
-                    ],
-                ),
-            ],
-        ),
-        ("wired", C, 65536),
-        ("kernel heap free", C, 47424),
-        ("kernel objects (no process)", C, 1024),
-    ],
-)
-
-# From `memgraph -vt`: a process's private and shared boxes become its VMO boxes, its
-# exact share of each VMO (tests/test_memgraph_exact.py's TINY_VMOS): a's lib 2731, b's
+# A process's private and shared boxes are its VMO boxes, its exact share of each VMO
+# (tests/test_memgraph_exact.py's TINY_VMOS): a's lib 2731, b's
 # buf 4096 and lib 2731, c's lib 2730 (c's shared_bytes); the rest as by kind.
 TINY_TREE = (
     "All physical memory",
@@ -262,20 +179,13 @@ TINY_TREE = (
         ("kernel objects (no process)", C, 1024),
     ],
 )
-TINY_TEXT = (
-    "Exact attribution of 1M of physical memory · residual: 0B (every byte is a"
-    " process's or a named category's)"
-)
+TINY_SUMMARY = "Exact attribution of 1M · residual 0B"
+TINY_DETAILS = ["Residual 0: every byte is a process's or a named category's."]
 
 
-@pytest.fixture
-def tiny(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Path:
-    return write(tmp_path, memgraph(capsys, None, "-vt", "--attribution=exact"), "tiny.json")
-
-
-def test_tiny_world_tree_by_hand(capsys: pytest.CaptureFixture[str], tiny: Path) -> None:
+def test_tiny_world_tree_by_hand(capsys: pytest.CaptureFixture[str]) -> None:
     # The figures are worked out in tests/test_memgraph_exact.py's tiny_world.
-    out = tree_of(capsys, tiny)
+    out = tree_of(capsys, tiny())
     assert shape(out["tree"]) == TINY_TREE
     assert out["attribution"] == {
         "mode": "exact",
@@ -283,7 +193,7 @@ def test_tiny_world_tree_by_hand(capsys: pytest.CaptureFixture[str], tiny: Path)
         "total_bytes": TOTAL,
         "residual_bytes": 0,
         "notes": [],
-        "text": TINY_TEXT,
+        "text": TINY_SUMMARY + " — " + TINY_DETAILS[0],
     }
     # VMOs counted per process, as treemap.py's tree does: a lib; b lib, buf; c lib.
     assert out["counts"] == {"jobs": 2, "processes": 3, "vmos": 4}
@@ -291,60 +201,72 @@ def test_tiny_world_tree_by_hand(capsys: pytest.CaptureFixture[str], tiny: Path)
     check_exact_tree(out)
 
 
-@pytest.mark.parametrize("args", [[], ["--attribution=exact"], ["--attribution", "exact"]])
-def test_exact_input_gives_the_exact_tree(
-    capsys: pytest.CaptureFixture[str], tiny: Path, args: list[str]
-) -> None:
-    assert shape(tree_of(capsys, tiny, *args)["tree"]) == TINY_TREE
+def test_the_attribution_option_picks_the_tree(capsys: pytest.CaptureFixture[str]) -> None:
+    exact = tree_of(capsys, tiny())
+    code, out, _ = treemap(capsys, tiny(), "--json", "--attribution", "exact")
+    assert code == 0 and json.loads(out) == exact
+    # 2017, the default as in every tool: treemap.py's tree of the same snapshot.
+    for args in ([], ["--attribution=2017"]):
+        code, out, _ = treemap(capsys, tiny(), "--json", *args)
+        old = json.loads(out)
+        assert "attribution" not in old
+        names = [n["name"] for n in walk(old["tree"])]
+        assert "VMOs/processes" in names and UNKNOWN_NAME in names
 
 
-def test_attribution_2017_gives_treemap_py_tree_of_the_same_input(
-    capsys: pytest.CaptureFixture[str], tiny: Path, tmp_path: Path
-) -> None:
-    old = tree_of(capsys, tiny, "--attribution=2017")
-    assert "attribution" not in old
-    names = [n["name"] for n in walk(old["tree"])]
-    assert "VMOs/processes" in names and UNKNOWN_NAME in names
-    plain = write(tmp_path, memgraph(capsys, None, "-vt"), "plain.json")
-    assert old == tree_of(capsys, plain)
-
-
-def test_the_page_states_the_residual(capsys: pytest.CaptureFixture[str], tiny: Path) -> None:
-    code, page, err = treemap(capsys, tiny)
+def test_the_page_states_the_residual(capsys: pytest.CaptureFixture[str]) -> None:
+    code, page, err = treemap(capsys, tiny(), EXACT)
     assert (code, err) == (0, "")
     data = json.loads(page.split('id="treemap-data">', 1)[1].split("</script>", 1)[0])
-    assert data["attribution"] == {"exact": True, "residual": "0", "text": TINY_TEXT}
+    assert data["attribution"] == {
+        "exact": True,
+        "residual": "0",
+        "summary": TINY_SUMMARY,
+        "details": TINY_DETAILS,
+    }
     assert [c["t"] for c in data["tree"]["c"]] == ["c", "j", "c", "c", "c"]
+    assert [c.get("x") for c in data["tree"]["c"]] == [1, None, None, None, None]
+
+
+def test_a_process_without_vmo_shares_is_split_by_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    # The tiny world's facts with every page reached through "no VMO" (koid 0): the
+    # processes' private and shared figures are the same, but no VMO says where.
+    snapshot = SimSource(tiny_world()).snapshot(Level.PAGES)
+    assert snapshot.pages is not None
+    pages: dict[Any, int] = {}
+    for key, count in snapshot.pages.pages.items():
+        bare = tuple(sorted(use._replace(vmo_koid=0) for use in key))
+        pages[bare] = pages.get(bare, 0) + count
+    facts = {
+        name: getattr(snapshot.pages, name)
+        for name in ("total_bytes", "page_size", "process_kernel", "categories")
+    }
+    out = tree_of(capsys, FixedSource(with_facts(pages=pages, **facts)))
+    check_exact_tree(out)
+    boxes = {n["name"]: n for n in walk(out["tree"]) if n["type"] == P}
+    assert [c["name"] for c in boxes["b"]["children"] if c["type"] == V] == [NO_KOID_NAME]
 
 
 # --------------------------------------------------------------------------- residuals
 
 
-def edited(path: Path, change: Callable[[list[Any]], None]) -> Path:
-    records = json.loads(path.read_text())
-    change(records)
-    out = path.with_name("edited.json")
-    out.write_text(json.dumps(records))
-    return out
+def residual_source(free: int, notes: tuple[str, ...] = ()) -> Source:
+    """b with 10 private pages of buf, "free" as given, the rest of TOTAL nowhere."""
+    return FixedSource(
+        with_facts(
+            total_bytes=TOTAL,
+            page_size=PAGE_SIZE,
+            pages={(PageUse(1600, (1300,)),): 10},
+            categories={"free": free},
+            notes=notes,
+        )
+    )
 
 
-def meta_of(records: list[Any]) -> dict[str, Any]:
-    meta: dict[str, Any] = records[-1]["attribution"]
-    return meta
-
-
-def test_a_positive_residual_is_a_box_and_said(
-    capsys: pytest.CaptureFixture[str], tiny: Path
-) -> None:
+def test_a_positive_residual_is_a_box_and_said(capsys: pytest.CaptureFixture[str]) -> None:
     # As a live source would: 1024 bytes the source could not name, with its reason.
-    def change(records: list[Any]) -> None:
-        meta = meta_of(records)
-        del meta["categories"]["kernel objects (no process)"]
-        meta["residual_bytes"] = 1024
-        meta["notes"] = ["<b>jobs</b> were not itemized"]
-
-    path = edited(tiny, change)
-    out = tree_of(capsys, path)
+    source = residual_source(TOTAL - 10 * PAGE_SIZE - 1024, ("<b>jobs</b> were not itemized",))
+    out = tree_of(capsys, source)
     check_exact_tree(out)
     assert [(c["name"], c["size_bytes"]) for c in out["tree"]["children"]][-1] == (
         "residual",
@@ -352,69 +274,32 @@ def test_a_positive_residual_is_a_box_and_said(
     )
     assert out["tree"]["size_bytes"] == TOTAL
     assert out["attribution"]["text"] == (
-        "Exact attribution of 1M of physical memory · residual: 1k (1024 bytes) not"
-        ' accounted for by the processes and named categories, shown as the "residual" box'
-        " — likely causes: <b>jobs</b> were not itemized"
+        'Exact attribution of 1M · residual 1k (the "residual" box) — Residual 1024 bytes:'
+        " not accounted for by the processes and named categories, shown as the"
+        ' "residual" box. Likely causes: <b>jobs</b> were not itemized'
     )
-    code, _, err = treemap(capsys, path)
+    code, _, err = treemap(capsys, residual_source(TOTAL - 10 * PAGE_SIZE - 1024, ("x",)), EXACT)
     assert code == 0
     assert err.splitlines() == [
-        "treemap: note: <b>jobs</b> were not itemized",
+        "treemap: note: x",
         "treemap: note: residual: 1k (1024 bytes) of physical memory not accounted for by the"
         " processes and named categories (likely causes: the notes above)",
     ]
 
 
-def test_a_negative_residual_makes_no_box_and_is_said(
-    capsys: pytest.CaptureFixture[str], tiny: Path
-) -> None:
-    def change(records: list[Any]) -> None:
-        meta = meta_of(records)
-        meta["categories"]["free"] += 4096
-        meta["residual_bytes"] = -4096
-
-    out = tree_of(capsys, edited(tiny, change))
+def test_a_negative_residual_makes_no_box_and_is_said(capsys: pytest.CaptureFixture[str]) -> None:
+    out = tree_of(capsys, residual_source(TOTAL - 10 * PAGE_SIZE + 4096))
     check_exact_tree(out)
     assert "residual" not in [c["name"] for c in out["tree"]["children"]]
     assert out["tree"]["size_bytes"] == TOTAL + 4096
     assert out["attribution"]["text"] == (
-        "Exact attribution of 1M of physical memory · residual: -4k (-4096 bytes) (the"
-        " processes and named categories add up to more than the total; the map is that"
-        " much larger)"
+        "Exact attribution of 1M · residual -4k (the parts add up to more than the total)"
+        " — Residual -4096 bytes: the processes and named categories add up to more than"
+        " the total; the map is that much larger."
     )
 
 
-def test_figures_that_do_not_add_up_are_shown_as_they_are_and_noted(
-    capsys: pytest.CaptureFixture[str], tiny: Path
-) -> None:
-    # A hand-edited file: b's parts short of its attributed_bytes by 100 (a "not
-    # itemized" box), and a residual_bytes its figures do not leave.
-    def change(records: list[Any]) -> None:
-        b = next(r for r in records if r.get("id") == "p/1300")
-        del b["attributed"]["vmos"]  # b alone by kind (a and c keep their VMO boxes)
-        b["attributed"]["private_bytes"] -= 100
-        b["attributed"]["kernel_bytes"] += 5  # 5 bytes no kind itemizes
-        meta_of(records)["residual_bytes"] = 7
-
-    out = tree_of(capsys, edited(tiny, change))
-    check_exact_tree(out)
-    b = next(n for n in walk(out["tree"]) if n["name"] == "b")
-    assert sorted((c["name"], c["size_bytes"]) for c in b["children"]) == [
-        ("kernel (not itemized)", 5),
-        ("kernel objects", 3072),
-        (NOT_ITEMIZED_NAME, 95),
-        ("page tables", 16384),
-        ("private", 3996),
-        ("shared", 2731),
-    ]
-    assert b["size_bytes"] == 26283
-    assert out["notes"] == [
-        "The input says its residual is 7 bytes, but its figures leave 0 bytes of the total"
-        f" ({TOTAL} bytes): the page shows what the figures leave."
-    ]
-
-
-def test_attribution_text() -> None:
+def test_attribution_summary_and_details() -> None:
     def meta(exact: bool, residual: int, notes: tuple[str, ...] = ()) -> ExactMeta:
         return ExactMeta(
             exact=exact,
@@ -425,44 +310,26 @@ def test_attribution_text() -> None:
             notes=notes,
         )
 
-    assert attribution_text(meta(True, 0)) == (
-        "Exact attribution of 2G of physical memory · residual: 0B (every byte is a"
-        " process's or a named category's)"
+    assert attribution_summary(meta(True, 0)) == "Exact attribution of 2G · residual 0B"
+    assert attribution_details(meta(True, 0)) == TINY_DETAILS
+    assert attribution_summary(meta(False, 0, ("no root", "PSS only"))) == (
+        "Approximate attribution of 2G · residual 0B"
     )
-    assert attribution_text(meta(False, 0, ("no root", "PSS only"))) == (
-        "Approximate attribution (not every figure is page-level) of 2G of physical memory ·"
-        " residual: 0B — no root; PSS only"
+    assert attribution_details(meta(False, 0, ("no root", "PSS only"))) == [
+        "Not every figure is page-level: the notes below say what is estimated.",
+        "Notes:",
+        "no root",
+        "PSS only",
+    ]
+    assert attribution_summary(meta(False, 3 << 20, ("drivers",))) == (
+        'Approximate attribution of 2G · residual 3M (the "residual" box)'
     )
-    assert attribution_text(meta(False, 3 << 20, ("drivers",))) == (
-        "Approximate attribution (not every figure is page-level) of 2G of physical memory ·"
-        " residual: 3M (3145728 bytes) not accounted for by the processes and named"
-        ' categories, shown as the "residual" box — likely causes: drivers'
+    assert attribution_text(meta(False, 3 << 20, ("drivers",))).endswith(
+        "Likely causes: drivers"
     )
 
 
 # --------------------------------------------------------------------------- VMO boxes
-
-
-def test_without_v_a_process_is_split_by_kind(capsys: pytest.CaptureFixture[str]) -> None:
-    text = memgraph(capsys, None, "-t", "--attribution=exact")
-    assert '"vmos"' not in text
-    out = tree_of_text(capsys, text)
-    assert shape(out["tree"]) == TINY_TREE_BY_KIND
-    check_exact_tree(out)
-
-
-def tree_of_text(capsys: pytest.CaptureFixture[str], text: str) -> dict[str, Any]:
-    """``treemap --json`` of memgraph output given on standard input."""
-    old = sys.stdin
-    sys.stdin = io.TextIOWrapper(io.BytesIO(text.encode()))
-    try:
-        code = main(["treemap", "--json"])
-    finally:
-        sys.stdin = old
-    out, _ = capsys.readouterr()
-    assert code == 0
-    tree: dict[str, Any] = json.loads(out)
-    return tree
 
 
 def process_boxes(out: dict[str, Any]) -> dict[str, Shape]:
@@ -487,9 +354,7 @@ def test_clone_world_vmo_boxes_by_hand(capsys: pytest.CaptureFixture[str]) -> No
     # Worked out in tests/test_memgraph_exact.py's clone_world: the two-step rule's
     # fractional splits, rounded to the byte, and c's lib and its clone (both "lib") one
     # lib[2] box of c's exact shares of both, 1365 + 4096.
-    out = tree_of_text(
-        capsys, memgraph(capsys, SimSource(clone_world()), "-vt", "--attribution=exact")
-    )
+    out = tree_of(capsys, SimSource(clone_world()))
     check_exact_tree(out)
     boxes = process_boxes(out)
     assert [b for b in boxes["a"] if b[1] == V] == [("lib", V, 1366, 1500)]
@@ -505,137 +370,86 @@ def test_clone_world_vmo_boxes_by_hand(capsys: pytest.CaptureFixture[str]) -> No
     assert out["counts"] == {"jobs": 2, "processes": 3, "vmos": 5}
 
 
-def test_vmo_boxes_are_named_from_any_record(
-    capsys: pytest.CaptureFixture[str], tiny: Path
-) -> None:
-    # Hand-edited: c's share is of buf, a VMO only b's "vmos" list (a live host counts a
-    # page shared copy-on-write through the VMO of the lowest pid); a's of a VMO no record
-    # names; and of koid 0.
-    def change(records: list[Any]) -> None:
-        by_id = {r.get("id"): r for r in records}
-        by_id["p/1400"]["attributed"]["vmos"] = [[1600, 2730]]
-        by_id["p/1200"]["attributed"]["vmos"] = [[4242, 2000], [0, 731]]
-
-    out = tree_of(capsys, edited(tiny, change))
-    check_exact_tree(out)
-    boxes = process_boxes(out)
-    assert [b for b in boxes["c"] if b[1] == V] == [("buf", V, 2730, 1600)]
-    assert [b for b in boxes["a"] if b[1] == V] == [
-        ("<VMO koid 4242>", V, 2000, 4242),
-        (NO_KOID_NAME, V, 731, 0),
-    ]
-    assert out["notes"] == []
-
-
 def test_koid_0_and_unknown_koids_from_a_source(capsys: pytest.CaptureFixture[str]) -> None:
-    # The VMO list of test_memgraph_exact.py's koid test, drawn: memory reached through no
-    # VMO (and a kernel VMO, printed as koid 0), buf, and a VMO the snapshot lacks.
+    # Memory reached through no VMO (koid 0), a kernel VMO (shown by its name, with the
+    # koid the tools print for it: 0), buf, and a VMO the snapshot lacks.
     snapshot = with_facts(total_bytes=10 * PAGE_SIZE, page_size=PAGE_SIZE)
-    kernel_vmo = next(v.koid for v in snapshot.vmos.values() if v.kernel_only)
+    kernel_vmo = next(v for v in snapshot.vmos.values() if v.kernel_only)
     snapshot = with_facts(
         total_bytes=10 * PAGE_SIZE,
         page_size=PAGE_SIZE,
         pages={
             (PageUse(0, (1300,)),): 2,
-            (PageUse(kernel_vmo, (1300,)),): 1,
+            (PageUse(kernel_vmo.koid, (1300,)),): 1,
             (PageUse(1600, (1300,)),): 1,
             (PageUse(4242, (1300,)),): 3,
         },
         categories={"free": 3 * PAGE_SIZE},
     )
-    out = tree_of_text(capsys, memgraph(capsys, FixedSource(snapshot), "-v", "--attribution=exact"))
+    out = tree_of(capsys, FixedSource(snapshot))
     check_exact_tree(out)
     assert process_boxes(out)["b"] == (
-        (NO_KOID_NAME, V, 3 * PAGE_SIZE, 0),
         ("<VMO koid 4242>", V, 3 * PAGE_SIZE, 4242),
+        (NO_KOID_NAME, V, 2 * PAGE_SIZE, 0),
         ("buf", V, PAGE_SIZE, 1600),
-    )
-
-
-def test_vmos_short_of_private_and_shared_are_a_not_itemized_box(
-    capsys: pytest.CaptureFixture[str], tiny: Path
-) -> None:
-    def change(records: list[Any]) -> None:
-        b = next(r for r in records if r.get("id") == "p/1300")
-        b["attributed"]["vmos"] = [[1600, 4000]]
-
-    out = tree_of(capsys, edited(tiny, change))
-    check_exact_tree(out)
-    assert process_boxes(out)["b"] == (
-        ("page tables", M, 16384),
-        ("buf", V, 4000, 1600),
-        ("kernel objects", M, 3072),
-        (VMOS_NOT_ITEMIZED_NAME, M, 4096 + 2731 - 4000),
+        (kernel_vmo.name, V, PAGE_SIZE, 0),
     )
 
 
 # --------------------------------------------------------------------------- every world
 
 
+def _memgraph_exact(capsys: pytest.CaptureFixture[str], world: str) -> list[Any]:
+    assert main([f"--sim={world}", "memgraph", "-vt", EXACT]) == 0
+    records: list[Any] = json.loads(capsys.readouterr().out)
+    return records
+
+
 @pytest.mark.parametrize("world", WORLDS)
-def test_every_world_exact_tree(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, world: str
+def test_every_world_exact_tree_has_memgraph_figures(
+    capsys: pytest.CaptureFixture[str], world: str
 ) -> None:
-    out_text = memgraph(capsys, f"--sim={world}", "-vt", "--attribution=exact")
-    records = json.loads(out_text)
-    path = write(tmp_path, out_text)
-    out = tree_of(capsys, path)
+    # One rounding: each process's box is its memgraph attributed_bytes, each category
+    # box its memgraph category, its VMO boxes its private + shared bytes.
+    out = tree_of(capsys, f"--sim={world}")
     check_exact_tree(out)
-    meta = meta_of(records)
+    records = _memgraph_exact(capsys, world)
+    meta = records[-1]["attribution"]
     assert out["attribution"]["residual_bytes"] == meta["residual_bytes"] == 0
     assert out["tree"]["size_bytes"] == meta["total_bytes"]
-    # Every category of the memgraph is a box of the same size; every process is a box of
-    # its attributed bytes.
     boxes = {c["name"]: c["size_bytes"] for c in out["tree"]["children"] if c["type"] == C}
     assert boxes == meta["categories"]
-    processes = {n["koid"]: n["size_bytes"] for n in walk(out["tree"]) if n["type"] == P}
-    assert processes == {r["koid"]: r["attributed_bytes"] for r in records if r["type"] == "p"}
-    assert out["notes"] == []
-    check_vmo_boxes(out, records)
-
-
-def check_vmo_boxes(out: dict[str, Any], records: list[Any]) -> None:
-    """Every process's VMO boxes are its private + shared bytes exactly, one box per VMO
-    of its list (a name[n] box per n VMOs of one name), named as its "vmos" entries name
-    them; its other boxes are its kernel kinds and estimated bytes."""
     by_koid = {r["koid"]: r for r in records if r["type"] == "p"}
-    boxes = 0
-    for node in walk(out["tree"]):
-        if node["type"] != P:
-            continue
-        record = by_koid[node["koid"]]
-        parts = record["attributed"]
+    processes = {n["koid"]: n for n in walk(out["tree"]) if n["type"] == P}
+    assert {k: n["size_bytes"] for k, n in processes.items()} == {
+        k: r["attributed_bytes"] for k, r in by_koid.items()
+    }
+    vmo_boxes = 0
+    for koid, node in processes.items():
+        parts = by_koid[koid]["attributed"]
+        vmos = [c for c in node.get("children", []) if c["type"] == V]
+        vmo_boxes += len(vmos)
+        assert sum(c["size_bytes"] for c in vmos) == parts["private_bytes"] + parts["shared_bytes"]
         children = node.get("children", [])
-        vmo_boxes = [c for c in children if c["type"] == V]
-        boxes += len(vmo_boxes)
-        assert sum(c["size_bytes"] for c in vmo_boxes) == (
-            parts["private_bytes"] + parts["shared_bytes"]
-        )
-        listed = [(k, size) for k, size in parts["vmos"] if size]
-        assert sum(c.get("members", 1) for c in vmo_boxes) == len(listed)
-        names = {v["koid"]: v["name"] or "<unnamed>" for v in record.get("vmos", [])}
-        for c in vmo_boxes:
-            if "members" in c:
-                assert c["name"].endswith(f"[{c['members']}]")
-            else:
-                assert (c["koid"], c["size_bytes"]) in listed
-                assert c["name"] == names[c["koid"]]
         others = sorted((c["name"], c["size_bytes"]) for c in children if c["type"] != V)
         expected = [
             *parts["kernel_by_kind"].items(),
             ("estimated (not page-level)", parts["estimated_bytes"]),
         ]
         assert others == sorted((n, v) for n, v in expected if v)
-    assert boxes > 0
+    assert vmo_boxes > 0
+    assert out["notes"] == []
 
 
 @pytest.mark.parametrize("world", WORLDS)
-def test_every_world_plain_memgraph_made_exact(
+def test_every_world_memgraph_capture_made_exact(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, world: str
 ) -> None:
-    # Plain memgraph output: the capture source derives what it can, approximately.
-    path = write(tmp_path, memgraph(capsys, f"--sim={world}", "-vt"))
-    code, out_text, err = treemap(capsys, path, "--json", "--attribution=exact")
+    # memgraph output as a capture: the capture source derives what it can, approximately.
+    assert main([f"--sim={world}", "memgraph", "-vt"]) == 0
+    path = tmp_path / "m.json"
+    path.write_text(capsys.readouterr().out)
+    code, out_text, err = treemap(capsys, f"--capture={path}", "--json", EXACT)
     assert code == 0
     out = json.loads(out_text)
     check_exact_tree(out)
@@ -644,157 +458,44 @@ def test_every_world_plain_memgraph_made_exact(
     assert err.splitlines()[0] == (
         "treemap: note: approximate: not every figure of the exact attribution is page-level"
     )
-    # The capture loader's page facts are by VMO: each process whose attribution has
-    # VMOs shows them, named as the memgraph's "vmos" entries name them, adding up to
-    # the process's private + shared bytes (here: all of its box but kernel kinds).
-    snapshot = CaptureSource(load_capture(path.read_bytes(), str(path)), "c").snapshot(Level.PAGES)
+    # The capture's page facts are by VMO: each process's VMO boxes are its exact shares.
+    snapshot = open_source(f"capture:{path}").snapshot(Level.PAGES)
     attribution = attribute_snapshot(snapshot)
-    names = {v.koid: v.name or "<unnamed>" for v in snapshot.vmos.values()}
-    with_vmos = {pid for pid, share in attribution.processes.items() if share.by_vmo}
-    assert with_vmos
     for node in walk(out["tree"]):
         if node["type"] != P:
             continue
-        vmo_boxes = [c for c in node.get("children", []) if c["type"] == V]
         share = attribution.processes.get(node["koid"])
+        vmo_boxes = [c for c in node.get("children", []) if c["type"] == V]
         exact_sum = 0 if share is None else share.private + share.shared
-        assert bool(vmo_boxes) == (node["koid"] in with_vmos and round(exact_sum) > 0)
         assert abs(sum(c["size_bytes"] for c in vmo_boxes) - exact_sum) <= 2
         for c in vmo_boxes:
-            if "members" in c:
-                assert c["name"][: c["name"].rindex("[")] in names.values()
-            else:
-                assert c["name"] == names[c["koid"]]
+            if "members" not in c:
                 assert share is not None and abs(c["size_bytes"] - share.by_vmo[c["koid"]]) <= 2
 
 
-def test_no_page_facts_is_a_one_line_error(
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> None:
-    # A capture source as it was before it derived page facts: the stored snapshot only.
-    class StoredOnly(CaptureSource):
-        def snapshot(
-            self, level: Level = Level.FULL, processes: Collection[int] | None = None
-        ) -> Snapshot:
-            return self._snapshot
-
-    monkeypatch.setattr("mxmem.cli.treemap.CaptureSource", StoredOnly)
-    path = write(tmp_path, memgraph(capsys, None, "-vt"))
-    code, out, err = treemap(capsys, path, "--attribution=exact")
+def test_no_page_facts_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    # A source that gives no page facts even when asked for them.
+    source = FixedSource(SimSource(tiny_world()).snapshot(Level.FULL))
+    code, out, err = treemap(capsys, source, EXACT)
     assert (code, out) == (1, "")
     assert err == (
-        f"mxmem: treemap: --attribution=exact: no page facts can be derived from {path}"
-        " (make the input with `mxmem memgraph -vt --attribution=exact`)\n"
+        "mxmem: treemap: --attribution=exact: fixed gives no page facts to attribute (a"
+        " capture needs its VMOs: `memgraph -v`, or `mxmem capture`)\n"
     )
 
 
-def test_host_exact_tree(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    # `mxmem --host memgraph -vt --attribution=exact | mxmem treemap --json`.
-    code = main(["--host", "memgraph", "-vt", "--attribution=exact"])
-    out_text, err = capsys.readouterr()
-    if code == 1 and "gives no page-level facts" in err:
-        pytest.xfail("the host source gives no page facts at Level.PAGES (yet)")
-    assert code == 0
-    path = write(tmp_path, out_text)
-    out = tree_of(capsys, path)
+def test_host_exact_tree(capsys: pytest.CaptureFixture[str]) -> None:
+    out = tree_of(capsys, "--host")
     check_exact_tree(out)
-    meta = meta_of(json.loads(out_text))
-    assert out["attribution"]["residual_bytes"] == meta["residual_bytes"]
-    assert out["attribution"]["total_bytes"] == meta["total_bytes"] > 0
+    meta = out["attribution"]
+    assert meta["total_bytes"] > 0
     # The residual is stated whatever its value, with the source's notes as its causes.
-    assert "residual: " in out["attribution"]["text"]
-    if meta["residual_bytes"]:
-        assert out["attribution"]["text"].endswith("— likely causes: " + "; ".join(meta["notes"]))
+    assert "· residual " in meta["text"]
+    if meta["residual_bytes"] and meta["notes"]:
+        assert meta["text"].endswith("Likely causes: " + " ".join(meta["notes"]))
 
 
 # --------------------------------------------------------------------------- bad input
-
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        (
-            lambda r: r[-1].update(attribution=[]),
-            'record 16 (__META): "attribution" must be an object, not []',
-        ),
-        (
-            lambda r: r[-1]["attribution"].update(mode="fuzzy"),
-            'record 16 (__META): "attribution": unknown "mode" "fuzzy" (expected "exact")',
-        ),
-        (
-            lambda r: r[-1]["attribution"]["categories"].update(free=-1),
-            'record 16 (__META): "attribution": "categories"["free"] must be a non-negative'
-            " integer, not -1",
-        ),
-        (
-            lambda r: r[-1]["attribution"].pop("total_bytes"),
-            'record 16 (__META): "attribution": "total_bytes" is missing (expected a'
-            " non-negative integer)",
-        ),
-        (
-            lambda r: r[-1]["attribution"].update(residual_bytes="0"),
-            'record 16 (__META): "attribution": "residual_bytes" must be an integer, not "0"',
-        ),
-        (
-            lambda r: r[-1]["attribution"].update(notes=[3]),
-            'record 16 (__META): "attribution": "notes"[0] must be a string, not a number',
-        ),
-        (
-            lambda r: r[10].pop("attributed_bytes"),
-            '"p/1300": "attributed_bytes" is missing, and the __META record says the input'
-            " carries an exact attribution",
-        ),
-        (
-            lambda r: r[10]["attributed"].update(kernel_bytes=1),
-            'record 11 ("p/1300"): "attributed": "kernel_by_kind" adds up to 19456, more than'
-            ' "kernel_bytes" (1)',
-        ),
-        (
-            lambda r: r[10]["attributed"].update(shared_bytes=-5),
-            'record 11 ("p/1300"): "attributed": "shared_bytes" must be a non-negative integer,'
-            " not -5",
-        ),
-        (
-            lambda r: r[10]["attributed"].update(vmos={"1600": 4096}),
-            'record 11 ("p/1300"): "attributed": "vmos" must be an array, not {"1600": 4096}',
-        ),
-        (
-            lambda r: r[10]["attributed"].update(vmos=[[1600, 4096], [1500]]),
-            'record 11 ("p/1300"): "attributed": "vmos"[1] must be a [vmo_koid, bytes] pair of'
-            " non-negative integers, not [1500]",
-        ),
-        (
-            lambda r: r[10]["attributed"].update(vmos=[[1600, True]]),
-            'record 11 ("p/1300"): "attributed": "vmos"[0] must be a [vmo_koid, bytes] pair of'
-            " non-negative integers, not [1600, true]",
-        ),
-        (
-            lambda r: r[10]["attributed"].update(vmos=[[-1600, 4096]]),
-            'record 11 ("p/1300"): "attributed": "vmos"[0] must be a [vmo_koid, bytes] pair of'
-            " non-negative integers, not [-1600, 4096]",
-        ),
-        (
-            lambda r: r[10]["attributed"].update(vmos=[[1600, 4096], [1600, 1]]),
-            'record 11 ("p/1300"): "attributed": "vmos"[1]: VMO koid 1600 is listed twice',
-        ),
-        (
-            lambda r: r[10]["attributed"].update(vmos=[[1600, 4096], [1500, 2732]]),
-            'record 11 ("p/1300"): "attributed": "vmos" add up to 6828, more than'
-            ' "private_bytes" + "shared_bytes" (6827)',
-        ),
-    ],
-)
-def test_bad_exact_input_is_a_one_line_error(
-    capsys: pytest.CaptureFixture[str],
-    tiny: Path,
-    change: Callable[[list[Any]], None],
-    message: str,
-) -> None:
-    assert json.loads(tiny.read_text())[10]["id"] == "p/1300"
-    code, out, err = treemap(capsys, edited(tiny, change))
-    assert (code, out, err) == (1, "", f"mxmem: treemap: {message}\n")
 
 
 @pytest.mark.parametrize(
@@ -805,28 +506,18 @@ def test_bad_exact_input_is_a_one_line_error(
     ],
 )
 def test_bad_attribution_option_is_a_usage_error(
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    args: list[str],
-    message: str,
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
-    assert main(["treemap", *args]) == 1
+    assert main(["treemap", *args], source=tiny()) == 1
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("", message + HELP)
-
-
-def test_exact_tree_needs_the_exact_meta() -> None:
-    with pytest.raises(TreemapInputError, match=r'^the __META record has no exact "attribution"'):
-        exact_tree(parse_memgraph([{"type": "__META", "timestamp": "x"}]))
 
 
 # --------------------------------------------------------------------------- hostile names
 
 
-def test_hostile_names_in_an_exact_page(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    path = write(tmp_path, memgraph(capsys, f"--sim={HOSTILE_WORLD}", "-vt", "--attribution=exact"))
-    code, page, _ = treemap(capsys, path)
+def test_hostile_names_in_an_exact_page(capsys: pytest.CaptureFixture[str]) -> None:
+    code, page, _ = treemap(capsys, f"--sim={HOSTILE_WORLD}", EXACT)
     assert code == 0
     assert page.count("</script>") == 2  # the data's and the code's own
     data = json.loads(page.split('id="treemap-data">', 1)[1].split("</script>", 1)[0])
@@ -855,14 +546,6 @@ def chromium() -> Iterator[Browser]:
         browser.close()
 
 
-def _page_of(directory: Path, memgraph_args: list[str], treemap_args: list[str]) -> Path:
-    """The pipeline as a user runs it, in two processes."""
-    out = _mxmem(*memgraph_args).stdout
-    page = directory / "mem.html"
-    _mxmem("treemap", *treemap_args, "-o", str(page), input=out)
-    return page
-
-
 @contextmanager
 def opened(browser: Browser, path: Path) -> Iterator[Page]:
     """The page, open; on leaving, nothing ran that should not have and nothing was
@@ -876,19 +559,14 @@ def opened(browser: Browser, path: Path) -> Iterator[Page]:
         page.close()
 
 
-def _exact_memgraph(source: str) -> bytes:
-    """``mxmem SOURCE memgraph -vt --attribution=exact`` in a process of its own; the host
-    without page facts is an expected failure."""
-    done = subprocess.run(
-        [sys.executable, "-m", "mxmem", source, "memgraph", "-vt", "--attribution=exact"],
-        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode == 1 and b"gives no page-level facts" in done.stderr:
-        pytest.xfail("the host source gives no page facts at Level.PAGES (yet)")
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+def _embedded(path: Path) -> Any:
+    page = path.read_text()
+    return json.loads(page.split('id="treemap-data">', 1)[1].split("</script>", 1)[0])
+
+
+def _exact_tree(world: str) -> Node:
+    snapshot = open_source(f"sim:{world}").snapshot(Level.PAGES)
+    return exact_tree(snapshot, attribute_snapshot(snapshot)).root
 
 
 @pytest.mark.browser
@@ -896,83 +574,91 @@ def _exact_memgraph(source: str) -> bytes:
 def test_browser_exact_page_shows_residual_and_categories(
     chromium: Browser, tmp_path: Path, source: str
 ) -> None:
-    raw = _exact_memgraph(source)
     page_path = tmp_path / "mem.html"
-    _mxmem("treemap", "-o", str(page_path), input=raw)
-    # What the page must show, from the same input on the Python side.
-    expected = exact_tree(parse_memgraph(json.loads(raw)))
-    assert expected.attribution is not None
-    root = expected.root
+    _mxmem(source, "treemap", EXACT, "-o", str(page_path))
+    # What the page must show, from its data (a live host cannot be read twice alike).
+    data = _embedded(page_path)
+    root = data["tree"]
+    free = sum(int(c["s"]) for c in root["c"] if c.get("x"))
+    in_use = int(root["s"]) - free
     with opened(chromium, page_path) as page:
-        line = page.locator("#attribution")
-        assert line.is_visible()
-        assert line.inner_text() == attribution_text(expected.attribution)
-        residual = expected.attribution.residual_bytes
-        assert "residual: " in line.inner_text()
-        if residual == 0:
-            assert "residual: 0B" in line.inner_text()
+        box = page.locator("#attribution")
+        summary = page.locator("#attribution-summary")
+        assert summary.is_visible()
+        assert summary.inner_text() == data["attribution"]["summary"]
+        assert " · residual " in summary.inner_text()
+        assert summary.bounding_box()["height"] < 30  # one line
+        if data["attribution"]["residual"] == "0":
+            assert summary.inner_text().endswith("residual 0B")
+        # The details are there on demand.
+        details = page.locator("#attribution-details li")
+        assert not details.first.is_visible()
+        summary.click()
+        assert box.get_attribute("open") is not None
+        assert details.all_inner_texts() == data["attribution"]["details"]
         assert page.locator(".tm-box.tm-root .tm-label").inner_text() == (
-            f"K All physical memory {format_size(root.size_bytes)}"
+            f"K {IN_USE} {format_size(in_use)}"
         )
-        # The table lists every category under the root, beside the root job (and the
-        # residual when it is positive); the large ones are boxes labelled unowned memory
-        # (the small ones are thinner than a box can be drawn).
+        # The table lists every category under the root but free, beside the root job
+        # (and the residual when it is positive); the large ones are boxes labelled
+        # unowned memory (the small ones are thinner than a box can be drawn).
+        shown = [c for c in root["c"] if not c.get("x")]
         assert page.locator('#rows tr[data-depth="1"] .nm').all_inner_texts() == [
-            c.name for c in root.children
+            c["n"] for c in shown
         ]
-        categories = [c for c in root.children if c.type is NodeType.CATEGORY]
-        assert [c.name == "residual" for c in categories].count(True) == (residual > 0)
-        for child in root.children:
-            if child.size_bytes * 50 >= root.size_bytes:
-                kind = "Unowned memory" if child.type is NodeType.CATEGORY else "Job"
-                label = f"{kind} {child.name}, {format_size(child.size_bytes)}"
+        for child in shown:
+            if int(child["s"]) * 50 >= in_use:
+                kind = "Unowned memory" if child["t"] == "c" else "Job"
+                label = f"{kind} {child['n']}, {format_size(int(child['s']))}"
                 assert page.locator(f'.tm-box[aria-label="{label}"]').count() == 1, label
-        assert any(c.name == "free" for c in categories)
+        assert free > 0
+        page.get_by_label("Show free memory").check()
+        label = f"Unowned memory free, {format_size(free)}"
+        assert page.locator(f'.tm-box[aria-label="{label}"]').count() == 1
         assert page.locator(".tm-box[aria-label*='unknown']").count() == 0
         assert page.get_by_text(UNKNOWN_NAME).count() == 0
 
 
 @pytest.mark.browser
 def test_browser_residual_box_and_text(
-    chromium: Browser, capsys: pytest.CaptureFixture[str], tiny: Path, tmp_path: Path
+    chromium: Browser, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    def change(records: list[Any]) -> None:
-        meta = meta_of(records)
-        meta["categories"]["free"] -= 8192
-        meta["residual_bytes"] = 8192
-        meta["notes"] = ["pages changed between the reads"]
-
-    path = edited(tiny, change)
+    source = residual_source(TOTAL - 10 * PAGE_SIZE - 8192, ("pages changed between the reads",))
     page_path = tmp_path / "residual.html"
-    assert main(["treemap", "-o", str(page_path), str(path)]) == 0
-    capsys.readouterr()
+    assert treemap(capsys, source, EXACT, "-o", str(page_path))[0] == 0
     with opened(chromium, page_path) as page:
-        assert page.locator("#attribution").inner_text() == (
-            "Exact attribution of 1M of physical memory · residual: 8k (8192 bytes) not"
-            " accounted for by the processes and named categories, shown as the"
-            ' "residual" box — likely causes: pages changed between the reads'
+        assert page.locator("#attribution-summary").inner_text() == (
+            'Exact attribution of 1M · residual 8k (the "residual" box)'
         )
+        page.locator("#attribution-summary").click()
+        assert page.locator("#attribution-details li").all_inner_texts() == [
+            'Residual 8192 bytes: not accounted for by the processes and named categories,'
+            ' shown as the "residual" box.',
+            "Likely causes:",
+            "pages changed between the reads",
+        ]
         assert page.locator('.tm-box[aria-label="Unowned memory residual, 8k"]').count() == 1
 
 
 @pytest.mark.browser
 def test_browser_approximate_page_says_so(chromium: Browser, tmp_path: Path) -> None:
-    page_path = _page_of(tmp_path, ["--sim=doc", "memgraph", "-vt"], ["--attribution=exact"])
+    memgraph = tmp_path / "m.json"
+    memgraph.write_bytes(_mxmem("--sim=doc", "memgraph", "-vt").stdout)
+    page_path = tmp_path / "mem.html"
+    _mxmem(f"--capture={memgraph}", "treemap", EXACT, "-o", str(page_path))
     with opened(chromium, page_path) as page:
-        line = page.locator("#attribution")
-        assert line.inner_text().startswith(
-            "Approximate attribution (not every figure is page-level) of 2046.9M of physical"
-            " memory · residual: 0B — "
+        assert page.locator("#attribution-summary").inner_text() == (
+            "Approximate attribution of 2046.9M · residual 0B"
         )
-        assert "approximate" in (line.get_attribute("class") or "")
+        assert "approximate" in (page.locator("#attribution").get_attribute("class") or "")
+        page.get_by_label("Show free memory").check()
         assert page.locator(".tm-box[aria-label^='Unowned memory free, ']").count() == 1
 
 
 @pytest.mark.browser
 def test_browser_hostile_names_are_text_in_exact_mode(chromium: Browser, tmp_path: Path) -> None:
-    page_path = _page_of(
-        tmp_path, [f"--sim={HOSTILE_WORLD}", "memgraph", "-vt", "--attribution=exact"], []
-    )
+    page_path = tmp_path / "hostile.html"
+    _mxmem(f"--sim={HOSTILE_WORLD}", "treemap", EXACT, "-o", str(page_path))
     with opened(chromium, page_path) as page:
         assert page.get_by_text(HOSTILE, exact=True).count() >= 1
         page.locator("#rows button.nm", has_text=HOSTILE).click()
@@ -1003,10 +689,8 @@ def test_browser_a_vmo_box_is_the_process_share(
 ) -> None:
     # The clone world (tests/test_memgraph_exact.py): zoomed into a process, its VMO
     # boxes are there, and the tooltip and the table say what such a box is.
-    path = write(tmp_path, memgraph(capsys, SimSource(clone_world()), "-vt", "--attribution=exact"))
     page_path = tmp_path / "clone.html"
-    assert main(["treemap", "-o", str(page_path), str(path)]) == 0
-    capsys.readouterr()
+    assert treemap(capsys, SimSource(clone_world()), EXACT, "-o", str(page_path))[0] == 0
     with opened(chromium, page_path) as page:
         legend = page.locator(".legend").inner_text()
         assert "VMO (exact attribution: this process's exact share of the VMO)" in legend
@@ -1029,7 +713,7 @@ def test_browser_a_vmo_box_is_the_process_share(
             f"This process's exact share of the 2 VMOs named lib (process c: {SHARE_HINT}"
         )
 
-        page.locator("#crumbs button", has_text="All physical memory").click()
+        page.locator("#crumbs button", has_text=IN_USE).click()
         page.locator("#rows").get_by_role("button", name="b", exact=True).click()
         buf = page.locator(f'.tm-box[aria-label="VMO share buf, {format_size(4096)}"]')
         assert buf.is_visible()
@@ -1059,10 +743,9 @@ def test_browser_vmo_boxes_after_zooming_into_a_process(
     chromium: Browser, tmp_path: Path, world: str
 ) -> None:
     # A person's way in: box by box, from the root job down to the largest process.
-    raw = _exact_memgraph(f"--sim={world}")
     page_path = tmp_path / "mem.html"
-    _mxmem("treemap", "-o", str(page_path), input=raw)
-    root = exact_tree(parse_memgraph(json.loads(raw))).root
+    _mxmem(f"--sim={world}", "treemap", EXACT, "-o", str(page_path))
+    root = _exact_tree(world)
     processes = [n for n in _nodes(root) if n.type is NodeType.PROCESS]
     target = max(processes, key=lambda n: n.size_bytes)
     vmo = max((c for c in target.children if c.type is NodeType.VMO), key=lambda c: c.size_bytes)
