@@ -9,9 +9,10 @@ For each world, once (a 100k-process world takes minutes to build and to snapsho
 
 * ``build``: generating the world (not part of any tool);
 * ``memgraph``: the real ``memgraph -vt`` tool into a string (snapshot, accounting, JSON);
-* the treemap's steps on that text: ``decode`` (UTF-8 + ``json.loads``), ``parse``
-  (:func:`parse_memgraph`, the structure checks), ``tree`` (:func:`memory_tree`),
-  ``fold`` (:func:`fold_tree`) and ``html`` (:func:`page_data` + :func:`treemap_html`);
+* the treemap's steps on that text, as ``memgraph -vt | treemap`` runs them: ``read``
+  (the capture source's memgraph reader, :func:`load_capture`: decode, checks,
+  snapshot), ``figures`` (:func:`task_memory`), ``tree`` (:func:`memory_tree`), ``fold``
+  (:func:`fold_tree`) and ``html`` (:func:`page_data` + :func:`treemap_html`);
 * ``load``: headless Chromium (Debian's, ``/usr/bin/chromium``) opening the page from a
   ``file://`` URL until its script has drawn the treemap and the table, best of 3.
 
@@ -27,23 +28,25 @@ import io
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+from mxmem.accounting.magenta2017 import task_memory
 from mxmem.cli import memgraph as memgraph_cli
-from mxmem.cli.treemap import decode_memgraph, load_template, no_gc
+from mxmem.cli.treemap import load_template
 from mxmem.render.treemap import (
     FoldedTree,
     MemoryTree,
     fold_tree,
     memory_tree,
     page_data,
-    parse_memgraph,
     treemap_html,
 )
+from mxmem.sources.capture import load_capture
 from mxmem.sources.sim import SimSource
 from mxmem.sources.sim.worlds import scale
 
@@ -61,6 +64,18 @@ CHROMIUM_ARGS = [
 ]
 
 T = TypeVar("T")
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """As ``mxmem`` runs a tool: the cyclic GC off (see ``cli.main``)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Timing(NamedTuple):
@@ -84,8 +99,8 @@ class Row(NamedTuple):
     memgraph_mb: float
     build: Timing
     memgraph: Timing
-    decode: Timing
-    parse: Timing
+    read: Timing
+    figures: Timing
     tree: Timing
     fold: Timing
     html: Timing
@@ -96,7 +111,7 @@ class Row(NamedTuple):
 
     @property
     def treemap(self) -> Timing:
-        steps = (self.decode, self.parse, self.tree, self.fold, self.html)
+        steps = (self.read, self.figures, self.tree, self.fold, self.html)
         return Timing(sum(s.wall_s for s in steps), sum(s.cpu_s for s in steps))
 
 
@@ -147,10 +162,10 @@ def measure(n: int, browser: bool, directory: Path) -> Row:
     print(f"scale:{n}: treemap ({len(raw) / 1e6:.0f} MB)...", file=sys.stderr, flush=True)
     template = load_template()
     with no_gc():  # as the treemap tool runs them
-        decode, value = timed(decode_memgraph, raw)
-        parse, graph = timed(parse_memgraph, value)
-        del value
-        tree_t, tree = timed(memory_tree, graph)
+        read, snapshot = timed(load_capture, raw, "memgraph")
+        figures, memory = timed(task_memory, snapshot)
+        tree_t, tree = timed(memory_tree, snapshot, memory)
+        del snapshot, memory
         fold, folded = timed(fold_tree, tree.root)
         html_t, html = timed(render_page, tree, folded, template)
     page_path = directory / f"scale-{n}.html"
@@ -165,8 +180,8 @@ def measure(n: int, browser: bool, directory: Path) -> Row:
         memgraph_mb=len(raw) / 1e6,
         build=build,
         memgraph=memgraph,
-        decode=decode,
-        parse=parse,
+        read=read,
+        figures=figures,
         tree=tree_t,
         fold=fold,
         html=html_t,
@@ -178,15 +193,15 @@ def measure(n: int, browser: bool, directory: Path) -> Row:
 
 
 def print_table(rows: Sequence[Row]) -> None:
-    print("Seconds, wall (CPU). treemap = decode + parse + tree + fold + html.")
+    print("Seconds, wall (CPU). treemap = read + figures + tree + fold + html.")
     columns = [
         ("processes", lambda r: f"{r.n:>9}"),
         ("VMOs", lambda r: f"{r.vmos:>9}"),
         ("memgraph MB", lambda r: f"{r.memgraph_mb:>11.1f}"),
         ("build", lambda r: str(r.build)),
         ("memgraph -vt", lambda r: str(r.memgraph)),
-        ("decode", lambda r: str(r.decode)),
-        ("parse", lambda r: str(r.parse)),
+        ("read", lambda r: str(r.read)),
+        ("figures", lambda r: str(r.figures)),
         ("tree", lambda r: str(r.tree)),
         ("fold", lambda r: str(r.fold)),
         ("html", lambda r: str(r.html)),

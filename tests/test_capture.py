@@ -663,3 +663,85 @@ def test_loading_restores_the_collector_state(tmp_path: Path) -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# --- defect f: an output file that cannot be written -------------------------------------
+
+
+@pytest.mark.parametrize("tool", ["capture", "treemap"])
+def test_an_unwritable_output_is_one_line_naming_the_path(
+    tool: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Was Python's errno text with the temporary name ("x.json.tmp29876") for capture.
+    live = open_source("sim:doc")
+    cases = {
+        "/nonexistent/x.json": "no directory /nonexistent",
+        str(tmp_path): "it is a directory",
+    }
+    for path, why in cases.items():
+        code, out, err = run([tool, "-o", path], live, capsys)
+        assert (code, out) == (1, "")
+        assert err == f"mxmem: {tool}: cannot write {path}: {why}\n"
+    # A directory that refuses the file (as root, a read-only file system would do).
+    blocked = tmp_path / "blocked.json"
+    blocked.mkdir()
+    (blocked / "inner").write_text("")
+    code, _, err = run([tool, "-o", str(blocked / "inner" / "x.json")], live, capsys)
+    assert code == 1
+    assert err.count("\n") == 1 and str(blocked / "inner" / "x.json") in err
+    assert ".tmp" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocked.json"]  # nothing left
+
+
+# --- defect g: --capture=- reads a piped capture ------------------------------------------
+
+
+def _stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+
+FUCHSIA_CAPTURE = Path(__file__).resolve().parent / "fixtures" / "fuchsia" / "test_snapshot.json"
+
+
+@pytest.mark.parametrize("fmt", ["mxmem", "memgraph", "fuchsia"])
+@pytest.mark.parametrize("compress", [False, True])
+def test_capture_dash_reads_standard_input(
+    fmt: str,
+    compress: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if fmt == "mxmem":
+        code, text, _ = capture(["-o", "-"], open_source("sim:doc"))  # `capture -o -`
+        assert code == 0
+        data = text.encode()
+    elif fmt == "memgraph":
+        assert main(["--sim", "memgraph", "-vt"]) == 0
+        data = capsys.readouterr().out.encode()
+    else:
+        data = FUCHSIA_CAPTURE.read_bytes()
+    if compress:
+        data = gzip.compress(data)
+    path = tmp_path / "cap"
+    path.write_bytes(data)
+    assert main([f"--capture={path}", "ps"]) == 0
+    expected = capsys.readouterr()
+    _stdin(monkeypatch, data)
+    assert main(["--capture=-", "ps"]) == 0
+    piped = capsys.readouterr()
+    assert piped.out == expected.out and piped.out
+    assert piped.err == expected.err.replace(str(path), "standard input")
+
+
+def test_capture_dash_with_nothing_piped_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _stdin(monkeypatch, b"")
+    assert main(["--capture=-", "ps"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "mxmem: standard input: empty (expected a capture: memgraph JSON, an mxmem snapshot"
+        " or a Fuchsia capture)\n"
+    )
