@@ -649,9 +649,9 @@ BAD = [
     # {n}: the number of patterns the doc world has, where the appended copy lands.
     ("duplicate pattern", "$.pages.pages[{n}][0]: duplicate page pattern"),
     ("empty pattern", "$.pages.pages[1][0]: a page pattern needs at least one VMO"),
-    ("negative count", "$.pages.pages[1][1]: -1 is out of range [0, 18446744073709551616)"),
+    ("negative count", "$.pages.pages[1][1]: -1 is out of range [0, 2**64)"),
     ("kernel flag", "$.pages.pages[1][0][0][2]: expected true or false, got 1"),
-    ("page size", "$.pages.page_size: 0 is out of range [1, 18446744073709551616)"),
+    ("page size", "$.pages.page_size: 0 is out of range [1, 2**64)"),
     ("exact", "$.pages.exact: expected true or false, got null"),
     ("category twice", '$.pages.categories[4][0]: duplicate category "wired"'),
     ("kernel kinds", "$.pages.process_kernel[0][1]: expected an array, got an object"),

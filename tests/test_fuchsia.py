@@ -149,11 +149,11 @@ _DELETE = object()
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        (["Time"], -1, "$.Time: expected a number >= 0, got -1"),
-        (["Time"], "now", "$.Time: expected a whole number, got a string"),
+        (["Time"], -1, "$.Time: -1 is out of range [0, 2**64)"),
+        (["Time"], "now", "$.Time: expected an integer, got a string"),
         (["Kernel", "wired"], _DELETE, "$.Kernel: missing key 'wired'"),
-        (["Kernel", "free"], True, "$.Kernel.free: expected a whole number, got a boolean"),
-        (["Vmos", 2, 3], -5, "$.Vmos[2][3]: expected a number >= 0, got -5"),
+        (["Kernel", "free"], True, "$.Kernel.free: expected an integer, got true"),
+        (["Vmos", 2, 3], -5, "$.Vmos[2][3]: -5 is out of range [0, 2**64)"),
         (["Vmos", 2, 1], 7, "$.Vmos[2][1]: name index 7 is not below 2 VmoNames"),
         (["Vmos", 2, 0], 1, "$.Vmos[2][0]: duplicate VMO koid 1"),
         (["Vmos", 1, 2], 2, "$.Vmos[1]: VMO 1 is its own ancestor (a parent cycle)"),

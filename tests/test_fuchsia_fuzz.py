@@ -279,19 +279,19 @@ def _set(*path: Any, value: Any) -> Any:
     [
         # Found by fuzzing: a Time past datetime's range (year 9999, ~2**68 ns) was an
         # OverflowError from timedelta; every figure is now checked to be below 2**64.
-        (_set("Time", value=2**200), "fuzz.json: $.Time: expected a number below 2**64"),
-        (_set("Time", value=10**30), "fuzz.json: $.Time: expected a number below 2**64"),
+        (_set("Time", value=2**200), "fuzz.json: $.Time: "),
+        (_set("Time", value=10**30), "fuzz.json: $.Time: "),
         (
             _set("Kernel", "total", value=2**64),
-            "fuzz.json: $.Kernel.total: expected a number below 2**64",
+            "fuzz.json: $.Kernel.total: ",
         ),
         (
             _set("Vmos", 1, 3, value=2**64),
-            "fuzz.json: $.Vmos[1][3]: expected a number below 2**64",
+            "fuzz.json: $.Vmos[1][3]: ",
         ),
         (
             _set("Processes", 1, 0, value=2**70),
-            "fuzz.json: $.Processes[1][0]: expected a number below 2**64",
+            "fuzz.json: $.Processes[1][0]: ",
         ),
     ],
 )
@@ -301,6 +301,7 @@ def test_fuzz_findings(edit: Any, message: str) -> None:
     with pytest.raises(SourceError) as err:
         load_capture(json.dumps(document).encode(), "fuzz.json")
     assert str(err.value).startswith(message)
+    assert str(err.value).endswith(" is out of range [0, 2**64)")
 
 
 def test_figures_at_the_64_bit_limit_load_and_run() -> None:

@@ -1,6 +1,7 @@
-"""Checked reads of parsed JSON: every bad value becomes a one-line :class:`SourceError`
-naming the file and the place, so a hostile or damaged capture never reaches the tools
-(or a traceback)."""
+"""Checked reads of parsed JSON, for every capture format (mxmem snapshot files, memgraph
+JSON, Fuchsia captures): every bad value becomes a one-line :class:`SourceError` naming
+the file and the place, so a hostile or damaged capture never reaches the tools (or a
+traceback), and every format words the same defect the same way."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ class Checker:
         if not isinstance(value, int) or isinstance(value, bool):
             self.fail(place, f"expected an integer, got {describe(value)}")
         if not low <= value < high:
-            self.fail(place, f"{describe(value)} is out of range [{low}, {high})")
+            top = "2**64" if high == U64_LIMIT else str(high)
+            self.fail(place, f"{describe(value)} is out of range [{low}, {top})")
         return value
 
     def opt_int(self, value: object, place: str, *, low: int = 0) -> int | None:

@@ -39,7 +39,7 @@ from typing import Any
 
 from mxmem.errors import SourceError
 from mxmem.model import Job, KernelMemory, Level, Platform, Process, Snapshot, Vmo
-from mxmem.sources.capture._check import U64_LIMIT, describe
+from mxmem.sources.capture._check import Checker
 
 __all__ = ["CAPTURE_EPOCH", "ROOT_JOB_KOID", "load"]
 
@@ -63,46 +63,31 @@ _PROCESS_COLUMNS = ("koid", "name", "vmos")
 _VMO_COLUMNS = ("koid", "name", "parent_koid", "committed_bytes", "allocated_bytes")
 
 
-class _Reader:
-    """Checks values of one file, naming it and the JSON path in every error."""
+class _Reader(Checker):
+    """Checks values of one file (the shared checker, :mod:`._check`), naming it and the
+    JSON path in every error; adds what Fuchsia's layout needs: required keys and
+    header-row tables."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def fail(self, path: str, message: str) -> SourceError:
-        return SourceError(f"{self.name}: {path}: {message}")
+    @property
+    def name(self) -> str:
+        return self.where
 
     def obj(self, value: Any, path: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(path, f"expected an object, got {_kind(value)}")
-        return value
+        return self.dict_(value, path)
 
     def array(self, value: Any, path: str) -> list[Any]:
-        if not isinstance(value, list):
-            raise self.fail(path, f"expected an array, got {_kind(value)}")
-        return value
+        return self.list_(value, path)
+
+    def count(self, value: Any, path: str) -> int:
+        return self.int_(value, path)
+
+    def text(self, value: Any, path: str) -> str:
+        return self.str_(value, path)
 
     def key(self, obj: dict[str, Any], key: str, path: str) -> Any:
         if key not in obj:
-            raise self.fail(path, f"missing key {key!r}")
+            self.fail(path, f"missing key {key!r}")
         return obj[key]
-
-    def count(self, value: Any, path: str) -> int:
-        # bool is an int in Python but not a number in JSON.
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise self.fail(path, f"expected a whole number, got {_kind(value)}")
-        if value < 0:
-            raise self.fail(path, f"expected a number >= 0, got {value}")
-        if value >= U64_LIMIT:
-            # Every figure of a capture is 64-bit; a larger one is damage (and a huge
-            # Time overflowed datetime: an OverflowError, not a SourceError).
-            raise self.fail(path, f"expected a number below 2**64, got {describe(value)}")
-        return value
-
-    def text(self, value: Any, path: str) -> str:
-        if not isinstance(value, str):
-            raise self.fail(path, f"expected a string, got {_kind(value)}")
-        return value
 
     def table(
         self, value: Any, path: str, columns: tuple[str, ...]
@@ -110,38 +95,24 @@ class _Reader:
         """A header-row table: column name -> index, and the (path, row) of each row."""
         rows = self.array(value, path)
         if not rows:
-            raise self.fail(path, "missing the header row")
+            self.fail(path, "missing the header row")
         header = self.array(rows[0], f"{path}[0]")
         index: dict[str, int] = {}
         for i, col in enumerate(header):
             index.setdefault(self.text(col, f"{path}[0][{i}]"), i)
         for col in columns:
             if col not in index:
-                raise self.fail(f"{path}[0]", f"the header has no column {col!r}")
+                self.fail(f"{path}[0]", f"the header has no column {col!r}")
         out: list[tuple[str, list[Any]]] = []
         for r in range(1, len(rows)):
             row_path = f"{path}[{r}]"
             row = self.array(rows[r], row_path)
             if len(row) != len(header):
-                raise self.fail(
+                self.fail(
                     row_path, f"expected {len(header)} values as in the header, got {len(row)}"
                 )
             out.append((row_path, row))
         return index, out
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    return f"{value!r}"
 
 
 def load(source: Path | str | bytes | Mapping[str, Any], *, name: str | None = None) -> Snapshot:
@@ -223,15 +194,15 @@ def _vmos(
         name_path = f"{row_path}[{col['name']}]"
         name_index = r.count(row[col["name"]], name_path)
         if name_index >= len(names):
-            raise r.fail(name_path, f"name index {name_index} is not below {len(names)} VmoNames")
+            r.fail(name_path, f"name index {name_index} is not below {len(names)} VmoNames")
         parent = r.count(row[col["parent_koid"]], f"{row_path}[{col['parent_koid']}]")
         committed = r.count(row[col["committed_bytes"]], f"{row_path}[{col['committed_bytes']}]")
         allocated = r.count(row[col["allocated_bytes"]], f"{row_path}[{col['allocated_bytes']}]")
         if koid in vmos:
-            raise r.fail(f"{row_path}[{col['koid']}]", f"duplicate VMO koid {koid}")
+            r.fail(f"{row_path}[{col['koid']}]", f"duplicate VMO koid {koid}")
         if koid == 0:
             # Parent koid 0 means "no parent", so no VMO may have it.
-            raise r.fail(f"{row_path}[{col['koid']}]", "VMO koid 0 is ZX_KOID_INVALID")
+            r.fail(f"{row_path}[{col['koid']}]", "VMO koid 0 is ZX_KOID_INVALID")
         vmos[koid] = Vmo(
             koid=koid,
             name=names[name_index],
@@ -260,7 +231,7 @@ def _check_parents(r: _Reader, vmos: dict[int, Vmo], paths: dict[int, str]) -> N
         koid: int | None = start
         while koid is not None and koid in vmos and koid not in done:
             if koid in on_chain:
-                raise r.fail(paths[koid], f"VMO {koid} is its own ancestor (a parent cycle)")
+                r.fail(paths[koid], f"VMO {koid} is its own ancestor (a parent cycle)")
             chain.append(koid)
             on_chain.add(koid)
             koid = vmos[koid].parent_koid
@@ -274,16 +245,16 @@ def _processes(r: _Reader, value: Any, path: str, vmos: Mapping[int, Vmo]) -> di
         koid_path = f"{row_path}[{col['koid']}]"
         koid = r.count(row[col["koid"]], koid_path)
         if koid in out:
-            raise r.fail(koid_path, f"duplicate process koid {koid}")
+            r.fail(koid_path, f"duplicate process koid {koid}")
         if koid == ROOT_JOB_KOID:
-            raise r.fail(koid_path, "process koid 0 is ZX_KOID_INVALID")
+            r.fail(koid_path, "process koid 0 is ZX_KOID_INVALID")
         name = r.text(row[col["name"]], f"{row_path}[{col['name']}]")
         list_path = f"{row_path}[{col['vmos']}]"
         refs: dict[int, None] = {}  # memory_monitor lists each VMO once; keep it so
         for j, v in enumerate(r.array(row[col["vmos"]], list_path)):
             vkoid = r.count(v, f"{list_path}[{j}]")
             if vkoid not in vmos:
-                raise r.fail(f"{list_path}[{j}]", f"VMO {vkoid} is not in Vmos")
+                r.fail(f"{list_path}[{j}]", f"VMO {vkoid} is not in Vmos")
             refs[vkoid] = None
         out[koid] = Process(koid=koid, job_koid=ROOT_JOB_KOID, name=name, vmo_koids=tuple(refs))
     return out
