@@ -43,7 +43,7 @@ from mxmem.model import (
     Vmar,
     Vmo,
 )
-from mxmem.sources.capture._check import Checker
+from mxmem.sources.capture._check import U64_LIMIT, Checker
 
 __all__ = ["NO_MAPPINGS_NOTE", "from_records"]
 
@@ -252,7 +252,19 @@ def _vmos(
     refs = reader.list_(rec.get("vmo_refs"), f"{place}.vmo_refs")
     if len(entries) != len(refs):
         reader.fail(f"{place}.vmo_refs", f"{len(refs)} refs for {len(entries)} vmos entries")
+    rights_of: dict[tuple[str, ...], int] = {}
     for n, (entry_value, ref_value) in enumerate(zip(entries, refs, strict=True)):
+        # A large memgraph has a million entries: a well-formed one takes this fast path,
+        # which builds no error places; anything else goes the checked way below, which
+        # names the first problem.
+        fast = _fast_entry(entry_value, ref_value, rights_of)
+        if fast is not None:
+            vmo, via_name, rights = fast
+            key: object = vmo.koid if vmo.koid else vmo
+            if key not in raw_vmos:
+                raw_vmos[key] = (vmo, f"{place}.vmos[{n}]")
+            process.refs.append((key, via_name, rights))
+            continue
         where = f"{place}.vmos[{n}]"
         entry = reader.dict_(entry_value, where)
         ints = {f: reader.int_(entry.get(f), f"{where}.{f}") for f in _VMO_FIELDS}
@@ -268,7 +280,7 @@ def _vmos(
             kernel_only=ints["koid"] == 0,
         )
         # A kernel-only VMO has no koid to tell it apart: the same figures are the same VMO.
-        key: object = vmo.koid if vmo.koid else vmo
+        key = vmo.koid if vmo.koid else vmo
         if key not in raw_vmos:
             raw_vmos[key] = (vmo, where)
         ref_place = f"{place}.vmo_refs[{n}]"
@@ -283,6 +295,69 @@ def _vmos(
             process.refs.append((key, "MAPPING", 0))
         else:
             reader.fail(f"{ref_place}.via[0]", 'expected "HANDLE" or "MAPPING"')
+
+
+def _fast_entry(
+    entry: object, ref: object, rights_of: dict[tuple[str, ...], int]
+) -> tuple[Vmo, str, int] | None:
+    """A ``vmos`` entry and its ``vmo_refs`` entry when both are well formed (the VMO,
+    ``"HANDLE"`` or ``"MAPPING"``, the rights), else None: the caller then checks them one
+    by one for the error message. ``rights_of`` caches rights lists already seen."""
+    if type(entry) is not dict or type(ref) is not dict:
+        return None
+    try:
+        koid, size, parent = entry["koid"], entry["size_bytes"], entry["parent_koid"]
+        children, mappings = entry["num_children"], entry["num_mappings"]
+        share, committed, name = entry["share_count"], entry["committed_bytes"], entry["name"]
+    except KeyError:
+        return None
+    if not (
+        type(koid) is int
+        and type(size) is int
+        and type(parent) is int
+        and type(children) is int
+        and type(mappings) is int
+        and type(share) is int
+        and type(committed) is int
+        and type(name) is str
+        and min(koid, size, parent, children, mappings, share, committed) >= 0
+        and max(koid, size, parent, children, mappings, share, committed) < U64_LIMIT
+    ):
+        return None
+    via = ref.get("via")
+    vmo_koid = ref.get("vmo_koid")
+    if type(vmo_koid) is not int or vmo_koid != koid or type(via) is not list or len(via) != 1:
+        return None
+    if via[0] == "MAPPING":
+        rights = 0
+    elif via[0] == "HANDLE":
+        names = ref.get("handle_rights", [])
+        if type(names) is not list or not all(type(r) is str for r in names):
+            return None
+        key = tuple(names)
+        cached = rights_of.get(key)
+        if cached is None:
+            if not all(r in Rights.__members__ and r not in ("NONE", "DEFAULT_VMO") for r in key):
+                return None
+            cached = 0
+            for r in key:
+                cached |= Rights[r]
+            rights_of[key] = cached
+        rights = cached
+    else:
+        return None
+    vmo = Vmo(
+        koid=koid,
+        name=name,
+        size_bytes=size,
+        committed_bytes=committed,
+        parent_koid=parent or None,  # memgraph's "no parent" is 0
+        num_children=children,
+        num_mappings=mappings,
+        share_count=share,
+        kernel_only=koid == 0,
+    )
+    return vmo, via[0], rights
 
 
 def _build(
