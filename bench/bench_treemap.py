@@ -13,6 +13,9 @@ For each world, once (a 100k-process world takes minutes to build and to snapsho
   (the capture source's memgraph reader, :func:`load_capture`: decode, checks,
   snapshot), ``figures`` (:func:`task_memory`), ``tree`` (:func:`memory_tree`), ``fold``
   (:func:`fold_tree`) and ``html`` (:func:`page_data` + :func:`treemap_html`);
+* ``snapshot``: the tool's own way in, ``mxmem --sim=scale:N treemap``: the source's
+  snapshot (``Level.FULL``), after which figures, tree, fold and html are the same steps;
+  ``direct`` = snapshot + figures + tree + fold + html;
 * ``load``: headless Chromium (Debian's, ``/usr/bin/chromium``) opening the page from a
   ``file://`` URL until its script has drawn the treemap and the table, best of 3.
 
@@ -38,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from mxmem.accounting.magenta2017 import task_memory
 from mxmem.cli import memgraph as memgraph_cli
 from mxmem.cli.treemap import load_template
+from mxmem.model import Level
 from mxmem.render.treemap import (
     FoldedTree,
     MemoryTree,
@@ -99,6 +103,7 @@ class Row(NamedTuple):
     memgraph_mb: float
     build: Timing
     memgraph: Timing
+    snapshot: Timing
     read: Timing
     figures: Timing
     tree: Timing
@@ -112,6 +117,11 @@ class Row(NamedTuple):
     @property
     def treemap(self) -> Timing:
         steps = (self.read, self.figures, self.tree, self.fold, self.html)
+        return Timing(sum(s.wall_s for s in steps), sum(s.cpu_s for s in steps))
+
+    @property
+    def direct(self) -> Timing:
+        steps = (self.snapshot, self.figures, self.tree, self.fold, self.html)
         return Timing(sum(s.wall_s for s in steps), sum(s.cpu_s for s in steps))
 
 
@@ -156,7 +166,9 @@ def measure(n: int, browser: bool, directory: Path) -> Row:
 
     print(f"scale:{n}: memgraph -vt...", file=sys.stderr, flush=True)
     memgraph, text = timed(run_memgraph, source)
-    del kernel, source  # the world's memory is not the treemap's
+    with no_gc():
+        snapshot_t, direct = timed(source.snapshot, Level.FULL)
+    del kernel, source, direct  # the world's memory is not the treemap's
     raw = text.encode()
     del text
     print(f"scale:{n}: treemap ({len(raw) / 1e6:.0f} MB)...", file=sys.stderr, flush=True)
@@ -180,6 +192,7 @@ def measure(n: int, browser: bool, directory: Path) -> Row:
         memgraph_mb=len(raw) / 1e6,
         build=build,
         memgraph=memgraph,
+        snapshot=snapshot_t,
         read=read,
         figures=figures,
         tree=tree_t,
@@ -193,7 +206,10 @@ def measure(n: int, browser: bool, directory: Path) -> Row:
 
 
 def print_table(rows: Sequence[Row]) -> None:
-    print("Seconds, wall (CPU). treemap = read + figures + tree + fold + html.")
+    print(
+        "Seconds, wall (CPU). treemap = read + figures + tree + fold + html (from memgraph"
+        " text); direct = snapshot + figures + tree + fold + html (`--sim=... treemap`)."
+    )
     columns = [
         ("processes", lambda r: f"{r.n:>9}"),
         ("VMOs", lambda r: f"{r.vmos:>9}"),
@@ -206,6 +222,8 @@ def print_table(rows: Sequence[Row]) -> None:
         ("fold", lambda r: str(r.fold)),
         ("html", lambda r: str(r.html)),
         ("treemap", lambda r: str(r.treemap)),
+        ("snapshot", lambda r: str(r.snapshot)),
+        ("direct", lambda r: str(r.direct)),
         ("nodes (shown)", lambda r: f"{r.total_nodes} ({r.shown_nodes})"),
         ("page MB", lambda r: f"{r.page_mb:>7.1f}"),
         ("page load", lambda r: "n/a" if r.load_s is None else f"{r.load_s:9.2f}"),
