@@ -11,7 +11,7 @@ For each world, once (a 100k-process world takes minutes to build and to snapsho
 * ``memgraph``: the real ``memgraph -vt`` tool into a string (snapshot, accounting, JSON);
 * the treemap's steps on that text, as ``memgraph -vt | treemap`` runs them: ``read``
   (the capture source's memgraph reader, :func:`load_capture`: decode, checks,
-  snapshot), ``figures`` (:func:`task_memory`), ``tree`` (:func:`memory_tree`), ``fold``
+  snapshot), ``figures`` (:func:`~mxmem.accounting.figures.figures`), ``tree`` (:func:`memory_tree`), ``fold``
   (:func:`fold_tree`) and ``html`` (:func:`page_data` + :func:`treemap_html`);
 * ``snapshot``: the tool's own way in, ``mxmem --sim=scale:N treemap``: the source's
   snapshot (``Level.FULL``), after which figures, tree, fold and html are the same steps;
@@ -38,10 +38,10 @@ from typing import NamedTuple, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from mxmem.accounting.magenta2017 import task_memory
+from mxmem.accounting.figures import Figures, figures, rule_for
 from mxmem.cli import memgraph as memgraph_cli
 from mxmem.cli.treemap import load_template
-from mxmem.model import Level
+from mxmem.model import Level, Snapshot
 from mxmem.render.treemap import (
     FoldedTree,
     MemoryTree,
@@ -155,6 +155,10 @@ def run_memgraph(source: SimSource) -> str:
     return out.getvalue()
 
 
+def figures_2017(snapshot: Snapshot) -> Figures:
+    return figures(snapshot, rule_for(snapshot, "2017"))
+
+
 def render_page(tree: MemoryTree, folded: FoldedTree, template: str) -> str:
     return treemap_html(page_data(tree, folded), template)
 
@@ -175,9 +179,9 @@ def measure(n: int, browser: bool, directory: Path) -> Row:
     template = load_template()
     with no_gc():  # as the treemap tool runs them
         read, snapshot = timed(load_capture, raw, "memgraph")
-        figures, memory = timed(task_memory, snapshot)
-        tree_t, tree = timed(memory_tree, snapshot, memory)
-        del snapshot, memory
+        figures_t, figs = timed(figures_2017, snapshot)
+        tree_t, tree = timed(memory_tree, snapshot, figs)
+        del snapshot, figs
         fold, folded = timed(fold_tree, tree.root)
         html_t, html = timed(render_page, tree, folded, template)
     page_path = directory / f"scale-{n}.html"
@@ -194,7 +198,7 @@ def measure(n: int, browser: bool, directory: Path) -> Row:
         memgraph=memgraph,
         snapshot=snapshot_t,
         read=read,
-        figures=figures,
+        figures=figures_t,
         tree=tree_t,
         fold=fold,
         html=html_t,

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mxmem.accounting.magenta2017 import task_memory
+from mxmem.accounting.figures import figures, rule_for
 from mxmem.cli import main
 from mxmem.cli.treemap import HELP, load_template
 from mxmem.errors import SourceError
@@ -64,7 +64,7 @@ def small() -> list[dict[str, Any]]:
 
 def tree_of(records: object) -> MemoryTree:
     snapshot = from_records(records, "test")
-    return memory_tree(snapshot, task_memory(snapshot))
+    return memory_tree(snapshot, figures(snapshot, rule_for(snapshot, "2017")))
 
 
 def shape(node: Node) -> Shape:

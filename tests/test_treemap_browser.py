@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Request, sync_playwright
 
-from mxmem.accounting.magenta2017 import task_memory
+from mxmem.accounting.figures import figures, rule_for
 from mxmem.render.treemap import Node, memory_tree
 from mxmem.render.units import format_size
 from mxmem.sources.capture import load_capture
@@ -56,7 +56,7 @@ class Built:
 
     def tree(self) -> Node:
         snapshot = load_capture(self.memgraph.read_bytes(), str(self.memgraph))
-        return memory_tree(snapshot, task_memory(snapshot)).root
+        return memory_tree(snapshot, figures(snapshot, rule_for(snapshot, "2017"))).root
 
 
 def in_use(tree: Node) -> Node:

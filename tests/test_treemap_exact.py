@@ -24,6 +24,7 @@ from test_memgraph import HOSTILE, HOSTILE_WORLD, clone_world, tiny_world, with_
 from test_treemap_browser import CHROMIUM, CHROMIUM_ARGS, IN_USE, _mxmem, _open
 
 from mxmem.accounting.exact import attribute_snapshot
+from mxmem.accounting.figures import figures
 from mxmem.cli import main
 from mxmem.cli.treemap import HELP
 from mxmem.model import Level, PageUse
@@ -479,8 +480,8 @@ def test_no_page_facts_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -
     code, out, err = treemap(capsys, source, EXACT)
     assert (code, out) == (1, "")
     assert err == (
-        "mxmem: treemap: --attribution=exact: fixed gives no page facts to attribute (a"
-        " capture needs its VMOs: `memgraph -v`, or `mxmem capture`)\n"
+        "mxmem: treemap: --attribution=exact: the source fixed has no page-level facts to"
+        " attribute\n"
     )
 
 
@@ -566,7 +567,7 @@ def _embedded(path: Path) -> Any:
 
 def _exact_tree(world: str) -> Node:
     snapshot = open_source(f"sim:{world}").snapshot(Level.PAGES)
-    return exact_tree(snapshot, attribute_snapshot(snapshot)).root
+    return exact_tree(snapshot, figures(snapshot, "exact")).root
 
 
 @pytest.mark.browser

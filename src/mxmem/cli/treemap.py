@@ -24,10 +24,12 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import NamedTuple, TextIO
 
+from mxmem.accounting.figures import figures, level_for, no_page_facts, rule_for
 from mxmem.cli.common import ATTRIBUTIONS, Tool, print_notes
 from mxmem.cli.outfile import check_output, write_file
 from mxmem.errors import MxmemError
 from mxmem.model import Level, Snapshot
+from mxmem.render.exact import figures_notes
 from mxmem.render.text import safe_text
 from mxmem.sources import Source
 from mxmem.sources.capture import NO_MAPPINGS_NOTE, STDIN, STDIN_NAME, open_capture, read_capture
@@ -165,12 +167,9 @@ def _choose_source(opts: TreemapOptions, source: Source, err: TextIO) -> Source:
 
 
 def _snapshot(source: Source, exact: bool) -> Snapshot:
-    snapshot = source.snapshot(Level.PAGES if exact else Level.FULL)
+    snapshot = source.snapshot(level_for("exact" if exact else "2017", Level.FULL))
     if exact and snapshot.pages is None:
-        raise MxmemError(
-            f"treemap: --attribution=exact: {safe_text(source.name)} gives no page facts"
-            " to attribute (a capture needs its VMOs: `memgraph -v`, or `mxmem capture`)"
-        )
+        raise MxmemError(f"treemap: {no_page_facts(source.name)}")
     return snapshot
 
 
@@ -187,21 +186,19 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
     # Imported here: --help and usage errors need none of the page's code.
     from mxmem.render.treemap import fold_tree, page_data, tree_json, treemap_html
 
-    notes = [n for n in snapshot.notes if n != NO_MAPPINGS_NOTE]
+    # memgraph's placeholder mappings do not matter to a map of memory.
+    source_notes = [n for n in snapshot.notes if n != NO_MAPPINGS_NOTE]
     if exact:
-        from mxmem.accounting.exact import attribute_snapshot
-        from mxmem.render.exact import exact_notes
         from mxmem.render.treemap import exact_tree
 
-        tree = exact_tree(snapshot, attribute_snapshot(snapshot))
-        meta = tree.attribution
-        assert meta is not None
-        notes.extend(n for n in exact_notes(meta.exact, meta.notes, meta.residual_bytes))
+        figs = figures(snapshot, "exact")
+        tree = exact_tree(snapshot, figs)
+        notes = figures_notes(source_notes, figs.system)
     else:
-        from mxmem.accounting.magenta2017 import task_memory
         from mxmem.render.treemap import memory_tree
 
-        tree = memory_tree(snapshot, task_memory(snapshot))
+        tree = memory_tree(snapshot, figures(snapshot, rule_for(snapshot, "2017")))
+        notes = source_notes
     notes.extend(tree.notes)
     if opts.json:
         from mxmem.render.jsonout import dumps_json

@@ -7,19 +7,20 @@ category of unowned memory (free, wired, kernel heap, unreferenced VMOs...) + a
 ``residual`` box only when the residual is positive. There is no ``unknown`` box and no
 negative one; the residual is always stated in words (:func:`attribution_text`).
 
-The figures are the attribution's, rounded once, as ``memgraph --attribution=exact``
-prints them (:func:`~mxmem.render.memgraph.exact_figures`): a process's box is its
-printed ``attributed_bytes``, its VMO boxes add up to its printed private + shared bytes.
+The figures are the exact rule's, rounded once in accounting
+(:func:`~mxmem.accounting.figures.figures`), the same that every tool prints: a
+process's box is its ``attributed_bytes``, its VMO boxes add up to its private + shared
+bytes (:func:`~mxmem.accounting.figures.vmo_bytes`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from mxmem.accounting.exact import Attribution
+from mxmem.accounting.figures import Figures, vmo_bytes
 from mxmem.model import Process, Snapshot
-from mxmem.render.memgraph import exact_figures, memgraph_timestamp, vmo_parts
+from mxmem.render.memgraph import memgraph_timestamp
 from mxmem.render.treemap.tree import (
     FREE_NAME,
     ROOT_NAME,
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 RESIDUAL_NAME = "residual"
+KERNEL_NAME = "kernel"
 ESTIMATED_NAME = "estimated (not page-level)"
 # The box of an exact share of koid 0: memory reached through no VMO the snapshot has.
 NO_KOID_NAME = "<no VMO koid>"
@@ -77,88 +79,82 @@ def exact_vmo_children(shares: Iterable[tuple[int, int]], name: Callable[[int], 
     return aggregated(by_name)
 
 
-def _int(value: object) -> int:
-    assert isinstance(value, int)
-    return value
-
-
-def _process_node(
-    process: Process, snapshot: Snapshot, attribution: Attribution, record: Mapping[str, object]
-) -> Node:
-    parts = record["attributed"]
-    assert isinstance(parts, dict)
-    private, shared = _int(parts["private_bytes"]), _int(parts["shared_bytes"])
-    kinds = parts["kernel_by_kind"]
-    assert isinstance(kinds, dict)
+def _process_node(process: Process, snapshot: Snapshot, figures: Figures) -> Node:
+    name = process.name or UNNAMED
+    figs = figures.processes.get(process.koid)
+    if figs is None:  # unknown: no made-up boxes
+        return Node(name, NodeType.PROCESS, 0, process.koid)
     children: list[Node] = []
-    share = attribution.processes.get(process.koid)
-    if share is not None and share.by_vmo:
+    shares = vmo_bytes(figures, process.koid)
+    if shares:
         vmos = snapshot.vmos
 
-        def name(koid: int) -> str:
+        def vmo_name(koid: int) -> str:
             vmo = vmos.get(koid)
             if vmo is None:
                 return NO_KOID_NAME if koid == 0 else f"<VMO koid {koid}>"
             return vmo.name or UNNAMED
 
-        pairs = vmo_parts(share.by_vmo, private + shared)
-        shown = [(vmos[k].user_koid if k in vmos else k, k, size) for k, size in pairs]
-        nodes = exact_vmo_children(((k, size) for _, k, size in shown), name)
-        # The box's koid is the one the tools print (0 for a VMO without a user koid).
-        wire = {k: w for w, k, _ in shown}
-        children.extend(n._replace(koid=wire.get(n.koid, n.koid)) if n.koid else n for n in nodes)
+        ordered = sorted(shares.items(), key=lambda item: (-item[1], item[0]))
+        for node in exact_vmo_children(ordered, vmo_name):
+            # A box's koid is the one the tools print (0 for a VMO without a user koid).
+            vmo = None if node.koid is None else vmos.get(node.koid)
+            children.append(node if vmo is None else node._replace(koid=vmo.user_koid))
+        left = figs.private + figs.shared - sum(shares.values())
+        if left > 0:  # vmo_bytes adds up to private + shared; kept should it not
+            children.append(Node("private + shared", NodeType.MEMORY, left))
     else:
-        children.append(Node("private", NodeType.MEMORY, private))
-        children.append(Node("shared", NodeType.MEMORY, shared))
-    children.extend(Node(str(kind), NodeType.MEMORY, _int(size)) for kind, size in kinds.items())
-    children.append(Node(ESTIMATED_NAME, NodeType.MEMORY, _int(parts["estimated_bytes"])))
+        children.append(Node("private", NodeType.MEMORY, figs.private))
+        children.append(Node("shared", NodeType.MEMORY, figs.shared))
+    children.extend(Node(kind, NodeType.MEMORY, size) for kind, size in figs.kernel_by_kind)
+    itemized = sum(size for _, size in figs.kernel_by_kind)
+    if figs.kernel is not None and figs.kernel > itemized:
+        label = KERNEL_NAME if not figs.kernel_by_kind else f"{KERNEL_NAME} (not itemized)"
+        children.append(Node(label, NodeType.MEMORY, figs.kernel - itemized))
+    children.append(Node(ESTIMATED_NAME, NodeType.MEMORY, figs.estimated))
     kept = [c for c in children if c.size_bytes > 0]
     size = sum(c.size_bytes for c in kept)
-    return Node(process.name or UNNAMED, NodeType.PROCESS, size, process.koid, by_size(kept))
+    return Node(name, NodeType.PROCESS, size, process.koid, by_size(kept))
 
 
-def exact_tree(snapshot: Snapshot, attribution: Attribution) -> MemoryTree:
-    """The exact attribution's tree of ``snapshot`` (see the module's docstring).
+def exact_tree(snapshot: Snapshot, figures: Figures) -> MemoryTree:
+    """The exact attribution's tree of ``snapshot`` from its exact figures
+    (``figures(snapshot, "exact")``; see the module's docstring).
 
     The residual is what the boxes leave of the total; a negative one (a live source's
     figures adding up to more than its total) makes the root that much larger than the
     total, and is said in words like any other (:func:`attribution_text`).
     """
-    figures = exact_figures(snapshot, attribution, vmos=False)
+    system = figures.system
+    if system is None:
+        raise ValueError("exact_tree needs the exact rule's figures")
     process_node: dict[int, Node] = {}
     vmo_count = 0
     for _depth, kind, process in snapshot.walk():
         if kind != "p":
             continue
         assert isinstance(process, Process)
-        node = _process_node(process, snapshot, attribution, figures.processes[process.koid])
-        process_node[process.koid] = node
+        process_node[process.koid] = _process_node(process, snapshot, figures)
         # VMOs counted as in the 2017 tree: those the process maps or holds.
         rows, _missing = vmos_rows(process, snapshot.vmos)
         vmo_count += len({row.vmo.koid for row in rows})
     job_tree, jobs, processes = job_nodes(snapshot, process_node)
     boxes = [] if job_tree is None else [job_tree]
-    meta = figures.meta
-    categories = meta["categories"]
-    assert isinstance(categories, dict)
     boxes.extend(
-        Node(str(name), NodeType.CATEGORY, _int(size), free=name == FREE_NAME)
-        for name, size in categories.items()
+        Node(name, NodeType.CATEGORY, size, free=name == FREE_NAME)
+        for name, size in system.categories
         if size
     )
-    residual = figures.residual_bytes
-    if residual > 0:
-        boxes.append(Node(RESIDUAL_NAME, NodeType.CATEGORY, residual))
+    if system.residual_bytes > 0:
+        boxes.append(Node(RESIDUAL_NAME, NodeType.CATEGORY, system.residual_bytes))
     root = Node(ROOT_NAME, NodeType.KERNEL, sum(b.size_bytes for b in boxes), None, by_size(boxes))
-    notes = meta["notes"]
-    assert isinstance(notes, list)
-    exact_meta = ExactMeta(
-        exact=attribution.exact,
-        total_bytes=attribution.total_bytes,
-        processes_bytes=_int(meta["processes_bytes"]),
-        categories=tuple((str(n), _int(s)) for n, s in categories.items()),
-        residual_bytes=residual,
-        notes=tuple(str(n) for n in notes),
+    meta = ExactMeta(
+        exact=system.exact,
+        total_bytes=system.total_bytes,
+        processes_bytes=system.processes_bytes,
+        categories=system.categories,
+        residual_bytes=system.residual_bytes,
+        notes=system.notes,
     )
     return MemoryTree(
         root=root,
@@ -167,7 +163,7 @@ def exact_tree(snapshot: Snapshot, attribution: Attribution) -> MemoryTree:
         vmos=vmo_count,
         timestamp=memgraph_timestamp(snapshot.timestamp),
         source=snapshot.source,
-        attribution=exact_meta,
+        attribution=meta,
     )
 
 

@@ -1,4 +1,4 @@
-"""The treemap's tree by treemap.py's rules (spec §7), from a snapshot and its 2017 figures.
+"""The treemap's tree by treemap.py's rules (spec §7), from a snapshot and its figures.
 
 All physical memory and its kernel parts (the kernel's memory split, as memgraph prints
 it), the job tree under ``VMOs/processes``, each process's VMOs, and the ``unknown
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple
 
-from mxmem.accounting.magenta2017 import TaskMemory
+from mxmem.accounting.figures import Figures
 from mxmem.model import Job, KernelMemory, Process, Snapshot
 from mxmem.render.memgraph import memgraph_timestamp
 from mxmem.render.units import format_size
@@ -144,7 +144,7 @@ def aggregated(by_name: Mapping[str, list[Node]]) -> list[Node]:
 
 
 def process_children(
-    process: Process, snapshot: Snapshot, memory: TaskMemory
+    process: Process, snapshot: Snapshot, figures: Figures
 ) -> tuple[list[Node], int]:
     """A process's boxes by treemap.py's rules, and the number of distinct VMOs.
 
@@ -152,17 +152,18 @@ def process_children(
     each once, same-named VMOs (except ``<unnamed>``) merged into one ``name[n]`` box. A
     mapped VMO counts ``committed // share_count``, one only held by handles
     ``committed // (share_count + 1)`` (treemap.py counts the holder as one more sharer).
-    Without: ``Private`` and ``Proportional shared`` boxes from the process's figures,
-    each only if non-zero.
+    Without: ``Private`` and ``Proportional shared`` boxes from the process's figures
+    (``figures``: the 2017 rule's, or Fuchsia's Summary for a Fuchsia capture), each
+    only if non-zero.
     """
     rows, _missing = vmos_rows(process, snapshot.vmos)
     if not rows:
         nodes: list[Node] = []
-        stats = memory.processes.get(process.koid)
-        if stats is not None:
-            if stats.private_bytes > 0:
-                nodes.append(Node("Private", NodeType.MEMORY, stats.private_bytes))
-            shared = max(0, stats.pss_bytes - stats.private_bytes)
+        figs = figures.processes.get(process.koid)
+        if figs is not None:
+            if figs.private > 0:
+                nodes.append(Node("Private", NodeType.MEMORY, figs.private))
+            shared = max(0, figs.total - figs.private)
             if shared > 0:
                 nodes.append(Node("Proportional shared", NodeType.MEMORY, shared))
         return nodes, 0
@@ -259,10 +260,10 @@ def kernel_tree(kernel: KernelMemory, job_tree: Node | None, notes: list[str]) -
     return _kernel_parent(ROOT_NAME, kernel.total_bytes, parts, notes), clamped
 
 
-def memory_tree(snapshot: Snapshot, memory: TaskMemory) -> MemoryTree:
-    """The tree of ``snapshot`` by treemap.py's rules; ``memory`` is its 2017 figures
-    (:func:`~mxmem.accounting.magenta2017.task_memory`), used for processes without a
-    VMO list."""
+def memory_tree(snapshot: Snapshot, figures: Figures) -> MemoryTree:
+    """The tree of ``snapshot`` by treemap.py's rules; ``figures`` are its figures by the
+    2017 rule (:func:`~mxmem.accounting.figures.figures` with
+    :func:`~mxmem.accounting.figures.rule_for`), used for processes without a VMO list."""
     notes: list[str] = []
     process_node: dict[int, Node] = {}
     vmo_count = unknown_figures = 0
@@ -271,9 +272,9 @@ def memory_tree(snapshot: Snapshot, memory: TaskMemory) -> MemoryTree:
             continue
         assert isinstance(process, Process)
         koid = process.koid
-        leaves, distinct = process_children(process, snapshot, memory)
+        leaves, distinct = process_children(process, snapshot, figures)
         vmo_count += distinct
-        if not distinct and memory.processes.get(koid) is None:
+        if not distinct and figures.processes.get(koid) is None:
             unknown_figures += 1
         size = sum(n.size_bytes for n in leaves)
         process_node[koid] = Node(
