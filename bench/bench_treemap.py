@@ -12,7 +12,8 @@ For each world, once (a 100k-process world takes minutes to build and to snapsho
 * the treemap's steps on that text, as ``memgraph -vt | treemap`` runs them: ``read``
   (the capture source's memgraph reader, :func:`load_capture`: decode, checks,
   snapshot), ``figures`` (:func:`~mxmem.accounting.figures.figures`), ``tree``
-  (:func:`memory_tree`), ``fold`` (:func:`fold_tree`) and ``html`` (:func:`page_data` + :func:`treemap_html`);
+  (:func:`memory_tree`), ``fold`` (:func:`fold_tree`) and ``html`` (:func:`page_data`
+  + :func:`treemap_html`);
 * ``snapshot``: the tool's own way in, ``mxmem --sim=scale:N treemap``: the source's
   snapshot (``Level.FULL``), after which figures, tree, fold and html are the same steps;
   ``direct`` = snapshot + figures + tree + fold + html;
