@@ -37,7 +37,7 @@ def fingerprint(kernel: Kernel) -> str:
             out.append(f"{obj!r};")
             continue
         if isinstance(obj, random.Random):
-            out.append(f"rng{hash(obj.getstate())};")
+            out.append(f"rng{obj.getstate()!r};")
             continue
         key = id(obj)
         if key in seen:
@@ -69,13 +69,13 @@ def fingerprint(kernel: Kernel) -> str:
 
 
 PINS = {
-    "doc": "1ba363c3c68fc1358527f91ab7032e1f89841a98080eba735395e505847dee60",
-    "doc-vmaps": "70eb30febffacad5e14432120313192c07e418211839e5fed6c9754387fd4348",
-    "doc-vmos": "17748c9d3257bf2c870a2ac624da4aba59c0204793576ed47ddf7a0c47d29636",
-    "scale:1": "ec50e0f9191cb8a60c657f7495d219d35c9503f3269fa5533b3dd32cf6b930c8",
-    "scale:300": "201ee4d7b81282fde01860a0bd9bb82cb96f5392ab6d4009fa2b2bcd02221aea",
-    "scale:300:7": "d177ba8fdeed74f4f1cf45cf7e85bb8320ed5b113a58891741c175dc473d8d70",
-    str(EXAMPLE): "47f64213bc94c85da960977a4b1ac7a0967555fc931a526cc6cbf657c6a4fd38",
+    "doc": "e403060977ab927ee604bbf28f482e24d9d2bde9b864f8bd3ec4bfef96b00690",
+    "doc-vmaps": "d0cc7aa0403f3f7e167ab819cd69774c7daa214479dfd3d3587d1ce5ea2b2f41",
+    "doc-vmos": "4a31b801230a9b0a5f18060cfcf3bd837bb9cde8a5e039b69abdf75c31895e40",
+    "scale:1": "2e9ada20fa026fe4e40a709675805683453d3704824bed07d7772740abd79928",
+    "scale:300": "ebdbee709968ac066adbb339aba8218454702406ab928ad937f6f8ea20068fd1",
+    "scale:300:7": "3acf4bf13e4df3fbbcd306d6aaacf493f8e3bdf0ac9ccf6b6587bf3115db5d42",
+    str(EXAMPLE): "5eb683bc7976d52ad0f80c89c2af678dad4e40b69b9ef9ed1a5902e0417bc7f2",
 }
 
 
