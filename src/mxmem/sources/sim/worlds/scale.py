@@ -28,26 +28,21 @@ from __future__ import annotations
 import gc
 import random
 from collections.abc import Callable, Sequence
-from typing import NamedTuple, Protocol, TypeVar, cast
+from typing import NamedTuple, TypeVar
 
 from mxmem.model import Perm, Rights, ThreadState
 from mxmem.sources.sim.kernel import (
-    HEAP_CHUNK_PAGES,
-    HEAP_COST,
     KERNEL,
     PAGE_SIZE,
     USER_ASPACE_BASE,
     USER_ASPACE_SIZE,
     Kernel,
-    Owner,
-    SimJob,
-    SimProcess,
-    SimVmar,
-    SimVmo,
     pages_for,
 )
+from mxmem.sources.sim.worlds.program import Machine
+from mxmem.sources.sim.worlds.sizing import Counter
 
-__all__ = ["MAX_PROCESSES", "Builder", "Counter", "Generator", "build", "build_spec", "memory_for"]
+__all__ = ["MAX_PROCESSES", "Generator", "build", "build_spec", "memory_for"]
 
 # A typo like scale:100000000 would otherwise run for hours; 1M processes is ~10M mappings.
 MAX_PROCESSES = 1_000_000
@@ -240,204 +235,10 @@ class Catalogue:
         self.libc = self.files["ld.so.1"]
 
 
-# --------------------------------------------------------------------------- sinks
-
-Ref = object  # an object a sink made: a Sim* object when building, a token when counting
-
-
-class Sink(Protocol):
-    """The kernel operations the generator uses. :class:`Builder` performs them on a
-    :class:`Kernel`; :class:`Counter` only adds up the memory they would need."""
-
-    def root_job(self) -> Ref: ...
-    def job(self, parent: Ref, name: str) -> Ref: ...
-    def process(self, job: Ref, name: str) -> Ref: ...
-    def thread(self, process: Ref, name: str, state: ThreadState) -> Ref: ...
-    def start(self, process: Ref) -> None: ...
-    def kill(self, process: Ref) -> None: ...
-    def vmo(self, owner: Ref, size: int, name: str) -> Ref: ...
-    def physical(self, owner: Ref, paddr: int, size: int, name: str) -> Ref: ...
-    def clone(self, owner: Ref, parent: Ref, offset: int, size: int, name: str) -> Ref: ...
-    def write(self, vmo: Ref, offset: int, length: int) -> None: ...
-    def close(self, process: Ref, obj: Ref) -> None: ...
-    def grant(self, process: Ref, obj: Ref, rights: int) -> None: ...
-    def vmar(self, process: Ref, addr: int, size: int) -> Ref: ...
-    def map(self, where: Ref, vmo: Ref, offset: int, size: int, perms: int, addr: int) -> None:
-        """Map into a process's root VMAR (``where`` is the process) or a sub-VMAR."""
-        ...
-
-    def share(self, src: Ref, vmo: Ref, dst: Ref, rights: int) -> None:
-        """Duplicate ``src``'s handle to ``vmo`` with ``rights`` and move it to ``dst``."""
-        ...
-
-    def channel(self, a: Ref, b: Ref) -> None: ...
-
-
-class Builder:
-    """Performs the operations on a kernel."""
-
-    def __init__(self, kernel: Kernel) -> None:
-        self.k = kernel
-
-    def root_job(self) -> Ref:
-        return self.k.root_job
-
-    def job(self, parent: Ref, name: str) -> Ref:
-        return self.k.job_create(cast(SimJob, parent), name)
-
-    def process(self, job: Ref, name: str) -> Ref:
-        return self.k.process_create(cast(SimJob, job), name)
-
-    def thread(self, process: Ref, name: str, state: ThreadState) -> Ref:
-        thread = self.k.thread_create(cast(SimProcess, process), name)
-        if state is not ThreadState.NEW:
-            self.k.thread_start(thread)
-            if state is not ThreadState.RUNNING:
-                self.k.thread_set_state(thread, state)
-        return thread
-
-    def start(self, process: Ref) -> None:
-        self.k.process_start(cast(SimProcess, process))
-
-    def kill(self, process: Ref) -> None:
-        self.k.process_kill(cast(SimProcess, process))
-
-    def vmo(self, owner: Ref, size: int, name: str) -> Ref:
-        return self.k.vmo_create(size, name, owner=cast(Owner, owner))
-
-    def physical(self, owner: Ref, paddr: int, size: int, name: str) -> Ref:
-        return self.k.vmo_create_physical(paddr, size, name, owner=cast(Owner, owner))
-
-    def clone(self, owner: Ref, parent: Ref, offset: int, size: int, name: str) -> Ref:
-        return self.k.vmo_clone(cast(SimVmo, parent), offset, size, name, owner=cast(Owner, owner))
-
-    def write(self, vmo: Ref, offset: int, length: int) -> None:
-        self.k.vmo_write(cast(SimVmo, vmo), offset, length)
-
-    def close(self, process: Ref, obj: Ref) -> None:
-        p = cast(SimProcess, process)
-        self.k.handle_close(p, self.k.handle_of(p, cast(SimVmo, obj)))
-
-    def grant(self, process: Ref, obj: Ref, rights: int) -> None:
-        self.k.handle_grant(cast(SimProcess, process), cast(SimVmo, obj), rights)
-
-    def vmar(self, process: Ref, addr: int, size: int) -> Ref:
-        aspace = cast(SimProcess, process).aspace
-        assert aspace is not None and aspace.root is not None
-        return self.k.vmar_allocate(aspace.root, size, addr=addr)
-
-    def map(self, where: Ref, vmo: Ref, offset: int, size: int, perms: int, addr: int) -> None:
-        if isinstance(where, SimProcess):
-            assert where.aspace is not None and where.aspace.root is not None
-            vmar = where.aspace.root
-        else:
-            vmar = cast(SimVmar, where)
-        self.k.vmar_map(
-            vmar, cast(SimVmo, vmo), vmo_offset=offset, size=size, perms=perms, addr=addr
-        )
-
-    def share(self, src: Ref, vmo: Ref, dst: Ref, rights: int) -> None:
-        p = cast(SimProcess, src)
-        dup = self.k.handle_duplicate(p, self.k.handle_of(p, cast(SimVmo, vmo)), rights)
-        self.k.handle_transfer(p, dup, cast(SimProcess, dst))
-
-    def channel(self, a: Ref, b: Ref) -> None:
-        self.k.channel_create(cast(SimProcess, a), cast(SimProcess, b))
-
-
-class _Token:
-    """What :class:`Counter` hands out: the generator never looks inside a reference."""
-
-
-_PROCESS = _Token()
-_OTHER = _Token()
-
-
-def _table_pages(base: int, size: int) -> int:
-    """Page-table pages a region can need: one per 2M, 1G and 512G block it touches.
-
-    Regions are counted separately, so blocks they share are counted twice; with random
-    placement that is rare, and it only errs towards more memory."""
-    last = base + size - 1
-    return (
-        (last >> 21) - (base >> 21) + (last >> 30) - (base >> 30) + (last >> 39) - (base >> 39) + 3
-    )
-
-
-class Counter:
-    """Adds up the pages the operations need, without a kernel: committed pages, kernel
-    heap (every object ever allocated; the heap never shrinks) and page tables."""
-
-    def __init__(self) -> None:
-        self.vmo_pages = 0
-        self.heap_bytes = HEAP_COST["job"]  # the root job
-        self.mmu_pages = 0
-
-    def total_pages(self) -> int:
-        chunks = -(-self.heap_bytes // (HEAP_CHUNK_PAGES * PAGE_SIZE)) + 1
-        return self.vmo_pages + chunks * HEAP_CHUNK_PAGES + self.mmu_pages
-
-    def root_job(self) -> Ref:
-        return _OTHER
-
-    def job(self, parent: Ref, name: str) -> Ref:
-        self.heap_bytes += HEAP_COST["job"]
-        return _OTHER
-
-    def process(self, job: Ref, name: str) -> Ref:
-        self.heap_bytes += HEAP_COST["process"] + HEAP_COST["aspace"] + HEAP_COST["vmar"]
-        self.mmu_pages += 1  # the top-level page table
-        return _PROCESS
-
-    def thread(self, process: Ref, name: str, state: ThreadState) -> Ref:
-        self.heap_bytes += HEAP_COST["thread"]
-        return _OTHER
-
-    def start(self, process: Ref) -> None:
-        pass
-
-    def kill(self, process: Ref) -> None:
-        pass
-
-    def vmo(self, owner: Ref, size: int, name: str) -> Ref:
-        self.heap_bytes += HEAP_COST["vmo"] + HEAP_COST["handle"]
-        return _OTHER
-
-    def physical(self, owner: Ref, paddr: int, size: int, name: str) -> Ref:
-        return self.vmo(owner, size, name)
-
-    def clone(self, owner: Ref, parent: Ref, offset: int, size: int, name: str) -> Ref:
-        return self.vmo(owner, size, name)
-
-    def write(self, vmo: Ref, offset: int, length: int) -> None:
-        # The generator never writes a page twice, so this is exact for plain VMOs.
-        self.vmo_pages += pages_for(offset + length) - offset // PAGE_SIZE
-
-    def close(self, process: Ref, obj: Ref) -> None:
-        pass
-
-    def grant(self, process: Ref, obj: Ref, rights: int) -> None:
-        self.heap_bytes += HEAP_COST["handle"]
-
-    def vmar(self, process: Ref, addr: int, size: int) -> Ref:
-        self.heap_bytes += HEAP_COST["vmar"]
-        self.mmu_pages += _table_pages(addr, size)
-        return _OTHER
-
-    def map(self, where: Ref, vmo: Ref, offset: int, size: int, perms: int, addr: int) -> None:
-        self.heap_bytes += HEAP_COST["mapping"]
-        if where is _PROCESS:
-            # Mappings inside a sub-VMAR use the tables its region was counted for.
-            self.mmu_pages += _table_pages(addr, size)
-
-    def share(self, src: Ref, vmo: Ref, dst: Ref, rights: int) -> None:
-        self.heap_bytes += 2 * HEAP_COST["handle"]
-
-    def channel(self, a: Ref, b: Ref) -> None:
-        self.heap_bytes += 2 * (HEAP_COST["other"] + HEAP_COST["handle"])
-
-
 # --------------------------------------------------------------------------- the generator
+
+Ref = object  # what an op made: a kernel object when building, a token when counting
+Interpreter = Machine | Counter  # runs an op and returns what it made
 
 
 class _Proc:
@@ -464,10 +265,11 @@ class _Proc:
 
 
 class Generator:
-    """Drives a sink through the whole world; the same seed gives the same calls."""
+    """The world's program: it runs its ops on an interpreter (a :class:`Machine` to build
+    the world, a :class:`Counter` to size it); the same seed gives the same ops."""
 
-    def __init__(self, sink: Sink, n: int, seed: int) -> None:
-        self.sink = sink
+    def __init__(self, run: Interpreter, n: int, seed: int) -> None:
+        self.emit = run
         self.n = n
         self.rng = random.Random(seed)
         # random() is ~15 times cheaper than randint()/choice(); the hot paths use it.
@@ -487,29 +289,42 @@ class Generator:
         self.counters[key] = self.counters.get(key, 0) + 1
         return self.counters[key]
 
+    def thread(self, process: Ref, name: str, state: ThreadState) -> None:
+        """A thread, started and then moved to ``state``."""
+        s = self.emit
+        thread = s(("thread", process, name))
+        s(("start", None, thread))
+        if state is not ThreadState.RUNNING:
+            s(("thread_state", thread, state))
+
+    def share(self, src: Ref, vmo: Ref, dst: Ref, rights: int) -> None:
+        """Duplicate ``src``'s handle to ``vmo`` with ``rights`` and move it to ``dst``."""
+        dup = self.emit(("duplicate", (src, vmo), rights))
+        self.emit(("transfer", dup, dst))
+
     def run(self) -> None:
-        s, rng, rand, cat = self.sink, self.rng, self.rand, self.catalogue
-        root = s.root_job()
+        s, rng, rand, cat = self.emit, self.rng, self.rand, self.catalogue
+        root = s.root_job
         # Boot: the kernel holds bootfs (fully resident: it is the ramdisk) and the vDSO.
-        self.bootfs = s.vmo(KERNEL, cat.bootfs_size, "bootfs")
-        s.write(self.bootfs, 0, cat.bootfs_size)
-        self.vdso = s.vmo(KERNEL, VDSO_SIZE, "vdso/full")
-        s.write(self.vdso, 0, VDSO_SIZE)
-        devmgr = s.process(root, _DEVMGR[0])
+        self.bootfs = s(("vmo", cat.bootfs_size, "bootfs", KERNEL))
+        s(("write", self.bootfs, 0, cat.bootfs_size))
+        self.vdso = s(("vmo", VDSO_SIZE, "vdso/full", KERNEL))
+        s(("write", self.vdso, 0, VDSO_SIZE))
+        devmgr = s(("process", root, _DEVMGR[0]))
         # devmgr is the loader service: it holds one text VMO per shared library, read
         # from bootfs into fresh pages, of which the touched part of .text is resident.
         self.shared: dict[str, Ref] = {}
         for elf in cat.files.values():
             if not elf.shared:
                 continue
-            vmo = s.vmo(devmgr, elf.file_size, elf.name)
+            vmo = s(("vmo", elf.file_size, elf.name, devmgr))
             resident = max(PAGE_SIZE, elf.text * rng.randrange(40, 101) // 100 // PAGE_SIZE)
-            s.write(vmo, 0, min(resident * PAGE_SIZE, elf.text))
-            s.write(vmo, elf.text, elf.rodata + elf.data - elf.tail)
+            s(("write", vmo, 0, min(resident * PAGE_SIZE, elf.text)))
+            s(("write", vmo, elf.text, elf.rodata + elf.data - elf.tail))
             self.shared[elf.name] = vmo
         self.populate(_Proc(devmgr), cat.files[_DEVMGR[1]], (), dead=False)
 
-        jobs = [s.job(root, name) for name, _, _, _ in _FAMILIES]
+        jobs = [s(("job", root, name)) for name, _, _, _ in _FAMILIES]
         nested: list[list[tuple[Ref, int]]] = [[] for _ in _FAMILIES]
         direct = [False] * len(_FAMILIES)
         weights = [w for _, _, _, w in _FAMILIES]
@@ -533,7 +348,7 @@ class Generator:
                 if nested[fam] and rand() < 0.5:
                     parent, pdepth = self.pick(nested[fam])
                 name = f"{_FAMILIES[fam][0].split('-')[-1]}-{self._number('job:' + str(fam))}"
-                job = s.job(parent, name)
+                job = s(("job", parent, name))
                 if pdepth < 4:
                     nested[fam].append((job, pdepth + 1))
             self.group(job, fam, [i in dead_at for i in range(index, index + size)])
@@ -541,7 +356,7 @@ class Generator:
             remaining -= size
 
     def group(self, job: Ref, fam: int, dead: list[bool]) -> None:
-        s, rand = self.sink, self.rand
+        s, rand = self.emit, self.rand
         _, programs, libs, _ = _FAMILIES[fam]
         procs: list[_Proc] = []
         for is_dead in dead:
@@ -550,7 +365,7 @@ class Generator:
             # Most processes link only libc; the others one or two more libraries.
             count = self.pick((0, 0, 0, 0, 0, 0, 0, 1, 2, 2))
             extra = tuple(self.rng.sample(libs, count)) if count else ()
-            proc = _Proc(s.process(job, name))
+            proc = _Proc(s(("process", job, name)))
             self.populate(proc, self.catalogue.files[binary], extra, dead=is_dead)
             procs.append(proc)
         live = [p for p, d in zip(procs, dead, strict=True) if not d]
@@ -558,123 +373,124 @@ class Generator:
         if len(live) >= 2 and rand() < 0.35:
             owner, *peers = self.rng.sample(live, min(len(live), self.between(2, 5)))
             size = self.pick((64, 256, 1024, 4096)) * KB
-            vmo = s.vmo(owner.ref, size, f"shm:{self._number('shm')}")
-            s.write(vmo, 0, size * self.between(1, 4) // 4)
-            s.map(owner.ref, vmo, 0, size, RW, owner.place(rand, size))
+            vmo = s(("vmo", size, f"shm:{self._number('shm')}", owner.ref))
+            s(("write", vmo, 0, size * self.between(1, 4) // 4))
+            s(("map", owner.ref, vmo, 0, size, RW, owner.place(rand, size)))
             for peer in peers:
-                s.share(owner.ref, vmo, peer.ref, SHM_RIGHTS)
+                self.share(owner.ref, vmo, peer.ref, SHM_RIGHTS)
                 perms = RW if rand() < 0.5 else R
-                s.map(peer.ref, vmo, 0, size, perms, peer.place(rand, size))
+                s(("map", peer.ref, vmo, 0, size, perms, peer.place(rand, size)))
         for proc, is_dead in zip(procs, dead, strict=True):
             if is_dead:
-                s.kill(proc.ref)
+                s(("kill", proc.ref))
 
     def populate(self, proc: _Proc, binary: Elf, extra: tuple[str, ...], *, dead: bool) -> None:
         """Threads, the vDSO, the binary and its libraries, stacks, heap and extras."""
-        s, rand, p = self.sink, self.rand, proc.ref
-        s.thread(p, "initial-thread", self.pick(_MAIN_THREAD_STATES))
-        s.start(p)
+        s, rand, p = self.emit, self.rand, proc.ref
+        self.thread(p, "initial-thread", self.pick(_MAIN_THREAD_STATES))
+        s(("start", p))
         # The vDSO: .rodata then .text, one region; the process keeps its handle.
         addr = proc.place(rand, VDSO_SIZE)
-        vmar = s.vmar(p, addr, VDSO_SIZE)
-        s.map(vmar, self.vdso, 0, VDSO_SIZE - PAGE_SIZE, R, addr)
-        s.map(vmar, self.vdso, VDSO_SIZE - PAGE_SIZE, PAGE_SIZE, RX, addr + VDSO_SIZE - PAGE_SIZE)
-        s.grant(p, self.vdso, VDSO_RIGHTS)
+        vmar = s(("vmar", p, VDSO_SIZE, addr))
+        s(("map", vmar, self.vdso, 0, VDSO_SIZE - PAGE_SIZE, R, addr))
+        text = VDSO_SIZE - PAGE_SIZE
+        s(("map", vmar, self.vdso, text, PAGE_SIZE, RX, addr + text))
+        s(("grant", p, self.vdso, VDSO_RIGHTS))
         for elf in (binary, self.catalogue.libc, *(self.catalogue.files[n] for n in extra)):
             self.load(proc, elf)
         # The initial thread's stack is mapped straight into the root VMAR.
-        stack = s.vmo(p, STACK_SIZE, "initial-stack")
+        stack = s(("vmo", STACK_SIZE, "initial-stack", p))
         touched = self.between(1, 4) * PAGE_SIZE
-        s.write(stack, STACK_SIZE - touched, touched)
-        s.map(p, stack, 0, STACK_SIZE, RW, proc.place(rand, STACK_SIZE))
-        s.close(p, stack)
+        s(("write", stack, STACK_SIZE - touched, touched))
+        s(("map", p, stack, 0, STACK_SIZE, RW, proc.place(rand, STACK_SIZE)))
+        s(("close", (p, stack)))
         # The heap: mostly 2M, sometimes much more; written in a few runs of pages.
         heap_size = 2 * MB << self.pick(
             (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 3, 4, 5, 7)
         )
-        heap = s.vmo(p, heap_size, "jemalloc-heap")
+        heap = s(("vmo", heap_size, "jemalloc-heap", p))
         pages = heap_size // PAGE_SIZE
         at = 0
         for _ in range(self.between(1, 4)):
             if at >= pages:
                 break
             run = self.between(1, max(1, (pages - at) // 16))
-            s.write(heap, at * PAGE_SIZE, run * PAGE_SIZE)
+            s(("write", heap, at * PAGE_SIZE, run * PAGE_SIZE))
             at += run + self.between(1, 64)
-        s.map(p, heap, 0, heap_size, RW, proc.place(rand, heap_size))
-        s.close(p, heap)
+        s(("map", p, heap, 0, heap_size, RW, proc.place(rand, heap_size)))
+        s(("close", (p, heap)))
         # Other threads, each with a stack region: a guard page, then the mapping.
         for _ in range(self.pick(_EXTRA_THREADS)):
-            s.thread(p, f"thread-{self._number('thread')}", self.pick(_THREAD_STATES))
+            self.thread(p, f"thread-{self._number('thread')}", self.pick(_THREAD_STATES))
             addr = proc.place(rand, STACK_SIZE + PAGE_SIZE)
-            region = s.vmar(p, addr, STACK_SIZE + PAGE_SIZE)
-            tstack = s.vmo(p, STACK_SIZE, "")
+            region = s(("vmar", p, STACK_SIZE + PAGE_SIZE, addr))
+            tstack = s(("vmo", STACK_SIZE, "", p))
             touched = self.between(1, 8) * PAGE_SIZE
-            s.write(tstack, STACK_SIZE - touched, touched)
-            s.map(region, tstack, 0, STACK_SIZE, RW, addr + PAGE_SIZE)
-            s.close(p, tstack)
+            s(("write", tstack, STACK_SIZE - touched, touched))
+            s(("map", region, tstack, 0, STACK_SIZE, RW, addr + PAGE_SIZE))
+            s(("close", (p, tstack)))
         self.extras(proc)
         if not dead and rand() < 0.3:
-            s.channel(p, p)
+            s(("channel", p, p))
 
     def extras(self, proc: _Proc) -> None:
-        s, rand, p = self.sink, self.rand, proc.ref
+        s, rand, p = self.emit, self.rand, proc.ref
         roll = rand()
         if roll < 0.15:
             # An anonymous mapping (mmap), partly touched.
             size = self.pick((64, 128, 512, 1024, 8192)) * KB
-            anon = s.vmo(p, size, "mmap-anonymous")
-            s.write(anon, 0, PAGE_SIZE * self.between(1, size // PAGE_SIZE // 2))
-            s.map(p, anon, 0, size, RW, proc.place(rand, size))
-            s.close(p, anon)
+            anon = s(("vmo", size, "mmap-anonymous", p))
+            s(("write", anon, 0, PAGE_SIZE * self.between(1, size // PAGE_SIZE // 2)))
+            s(("map", p, anon, 0, size, RW, proc.place(rand, size)))
+            s(("close", (p, anon)))
         elif roll < 0.22:
             # A VMO held only by a handle, never mapped: in vmos, not in ps or vmaps.
             size = self.pick((4, 16, 64, 256)) * KB
-            held = s.vmo(p, size, self.pick(("vmo:bootdata", "log-buffer", "stack: msg")))
-            s.write(held, 0, PAGE_SIZE * self.between(1, size // PAGE_SIZE))
+            held = s(("vmo", size, self.pick(("vmo:bootdata", "log-buffer", "stack: msg")), p))
+            s(("write", held, 0, PAGE_SIZE * self.between(1, size // PAGE_SIZE)))
         elif roll < 0.26:
             # One VMO mapped twice in the same process (read-write and read-only views):
             # the 2017 rule counts its pages twice.
             size = self.pick((16, 64, 256)) * KB
-            ring = s.vmo(p, size, f"self-dump-thread:{self._number('ring'):#x}")
-            s.write(ring, 0, size // 2)
-            s.map(p, ring, 0, size, RW, proc.place(rand, size))
-            s.map(p, ring, 0, size, R, proc.place(rand, size))
-            s.close(p, ring)
+            ring = s(("vmo", size, f"self-dump-thread:{self._number('ring'):#x}", p))
+            s(("write", ring, 0, size // 2))
+            s(("map", p, ring, 0, size, RW, proc.place(rand, size)))
+            s(("map", p, ring, 0, size, R, proc.place(rand, size)))
+            s(("close", (p, ring)))
         elif roll < 0.30:
             # Device registers (drivers): a physical VMO, which uses no RAM.
             size = self.pick((4, 16, 64, 1024)) * KB
             self.paddr += 16 * MB
-            mmio = s.physical(p, self.paddr, size, "pci-bar")
-            s.map(p, mmio, 0, size, RW, proc.place(rand, size))
+            mmio = s(("physical", self.paddr, size, "pci-bar", p))
+            s(("map", p, mmio, 0, size, RW, proc.place(rand, size)))
 
     def load(self, proc: _Proc, elf: Elf) -> None:
         """Map an ELF file the way the 2017 loader did (see the module docstring)."""
-        s, p = self.sink, proc.ref
+        s, p = self.emit, proc.ref
         base = proc.place(self.rand, elf.span)
-        region = s.vmar(p, base, elf.span)
+        region = s(("vmar", p, elf.span, base))
         if elf.shared:
             text: Ref = self.shared[elf.name]
         else:
-            text = s.clone(p, self.bootfs, elf.bootfs_offset, elf.file_size, elf.name)
-        s.map(region, text, 0, elf.text, RX, base)
-        data = s.clone(p, text, elf.text, elf.rodata + elf.data, f"data:{elf.name}")
+            text = s(("clone", self.bootfs, elf.bootfs_offset, elf.file_size, elf.name, p))
+        s(("map", region, text, 0, elf.text, RX, base))
+        data = s(("clone", text, elf.text, elf.rodata + elf.data, f"data:{elf.name}", p))
         addr = base + elf.text + PAGE_SIZE
         if elf.rodata:
             # RELRO: relocations touched every read-only page before it was protected.
-            s.write(data, 0, elf.rodata)
-            s.map(region, data, 0, elf.rodata, R, addr)
+            s(("write", data, 0, elf.rodata))
+            s(("map", region, data, 0, elf.rodata, R, addr))
             addr += elf.rodata
-        s.write(data, elf.rodata, PAGE_SIZE * self.between(1, elf.data // PAGE_SIZE))
-        s.map(region, data, elf.rodata, elf.data, RW, addr)
-        s.close(p, data)
+        s(("write", data, elf.rodata, PAGE_SIZE * self.between(1, elf.data // PAGE_SIZE)))
+        s(("map", region, data, elf.rodata, elf.data, RW, addr))
+        s(("close", (p, data)))
         if not elf.shared:
-            s.close(p, text)
+            s(("close", (p, text)))
         if elf.bss:
-            bss = s.vmo(p, elf.bss, f"bss:{elf.name}")
-            s.write(bss, 0, PAGE_SIZE * self.between(1, elf.bss // PAGE_SIZE))
-            s.map(region, bss, 0, elf.bss, RW, addr + elf.data)
-            s.close(p, bss)
+            bss = s(("vmo", elf.bss, f"bss:{elf.name}", p))
+            s(("write", bss, 0, PAGE_SIZE * self.between(1, elf.bss // PAGE_SIZE)))
+            s(("map", region, bss, 0, elf.bss, RW, addr + elf.data))
+            s(("close", (p, bss)))
 
 
 # --------------------------------------------------------------------------- entry points
@@ -699,7 +515,7 @@ def build(n: int, seed: int = 0) -> Kernel:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        Generator(Builder(kernel), n, seed).run()
+        Generator(Machine(kernel), n, seed).run()
     finally:
         if enabled:
             gc.enable()
