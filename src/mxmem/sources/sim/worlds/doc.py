@@ -1,4 +1,4 @@
-"""The worlds of the seed document, Magenta's ``docs/memory.md`` (mid-2017).
+"""The worlds of the seed document, Magenta's ``docs/memory.md`` (mid-2017), as data.
 
 * ``doc`` is the system of the doc's ``ps`` example: the same twelve processes, koids and
   names, with private memory chosen so that ``ps`` prints the doc's table byte for byte.
@@ -7,71 +7,35 @@
 * ``doc-vmos`` is another boot, two weeks on, whose crashlogger (process 1118) is the
   doc's ``vmos`` example.
 
-Each world boots a :class:`Kernel` and drives it with ordinary kernel operations, the way
-the kernel, launchpad and the dynamic linker did, so every figure the tools print follows
-from the kernel's own accounting. Where the doc shows a koid or an address, the world pins
-it (``koid=`` / ``addr=``); everything else takes the next koid and a pseudo-random
-address, seeded by the process koid, as Magenta's ASLR would have placed it.
-
-How 2017 Magenta loaded a program, and what it left behind:
-
-* The kernel keeps the vDSO (``vdso/full``, 28k, with two kernel-made variants as
-  clones) and hands the boot filesystem to userspace as one VMO (``bootfs``), every page
-  committed.
-* Opening a file gives a copy-on-write clone of its range of ``bootfs``; the loader
-  clones that again for each process. Text is mapped r-x straight from that clone and
-  owns no pages (``0B:res``): its pages stay the bootfs VMO's (§5 of the reference).
-* The writable segment is a clone of the file at the segment's offset; relocation writes
-  copy its pages in, and the RELRO part is then protected r-- (one VMO, two mappings).
-* Launchpad maps the vDSO (r-- 24k + r-x 4k, shared by every process), gives the
-  initial thread a stack, and starts the process; threads, their stacks and the heap
-  follow from the process itself.
+Each world is a program in the world-file format (``docs/worlds.md``), run by the same
+loader as a world file: the kernel's settings, its boot (the vDSO and bootfs), then
+ops, among them ``spawn``, which loads a process the way launchpad, the dynamic linker
+and libc did in 2017 (``launchpad.py``). What follows here is what the worlds are made
+of: the files in bootfs, what changed between the doc's examples, and each process and
+its pins (the koids and addresses the doc shows).
 """
 
 from __future__ import annotations
 
-import bisect
-import random
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from mxmem.model import ObjType, Perm, Rights, ThreadState
-from mxmem.sources.sim.kernel import (
-    KERNEL,
-    PAGE_SIZE,
-    USER_ASPACE_BASE,
-    USER_ASPACE_SIZE,
-    Kernel,
-    SimJob,
-    SimMapping,
-    SimProcess,
-    SimVmar,
-    SimVmo,
-    pages_for,
-)
-from mxmem.sources.sim.worlds import World
+from mxmem.model import ThreadState
+from mxmem.sources.sim.kernel import Kernel
+from mxmem.sources.sim.worlds import World, worldfile
+from mxmem.sources.sim.worlds.launchpad import Elf, Era, Launchpad, ProcSpec, ThreadSpec, boot_ops
 
-__all__ = ["WORLDS", "build_doc", "build_doc_vmaps", "build_doc_vmos"]
+__all__ = [
+    "MEMORY_BYTES",
+    "WIRED_BYTES",
+    "WORLDS",
+    "build_doc",
+    "build_doc_vmaps",
+    "build_doc_vmos",
+]
 
 K = 1024
 M = K * K
-
-R = Perm.READ
-RW = Perm.READ | Perm.WRITE
-RX = Perm.READ | Perm.EXECUTE
-
-# The doc's vmos shows the vDSO handle as r-xmdt: the kernel never hands out WRITE on it.
-VDSO_RIGHTS = Rights.DEFAULT_VMO & ~(Rights.WRITE | Rights.SET_PROPERTY)
-VDSO_SIZE = 28 * K
-VDSO_RODATA = 24 * K  # mapped r--; the last 4k is the code, mapped r-x
-
-STACK = 256 * K
-GUARD = PAGE_SIZE  # one unmapped page below each stack, inside its own VMAR
-SEGMENT_GAP = PAGE_SIZE  # the linker leaves a page between text and the writable segment
-TCB = PAGE_SIZE
-CHUNK = 2 * M  # the heap grows by 2 MiB chunks
-BOOTFS_OTHER_FILES = 6 * M
 
 # The doc's kstats example: "total 2046.9M ... wired 72.6M".
 MEMORY_BYTES = (2046 * K + 900) * K
@@ -80,41 +44,7 @@ ROOT_JOB = 1028  # j:1028 in the doc's ps
 VDSO_KOID = 1031  # 1031:vmo in the doc's vmaps and vmos
 
 
-# --------------------------------------------------------------------------- programs
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Elf:
-    """A program or library in bootfs, as its segments lay it out.
-
-    The file holds text at offset 0 and the writable segment (RELRO, then data) right
-    after it; ``data`` includes the ``.bss`` that fits in the segment's pages.
-    """
-
-    name: str  # the VMO name the loader gives it: the path for programs, the soname else
-    text: int  # the r-x segment
-    relro: int  # read-only after relocation (protected r--); 0 for none
-    data: int  # the rw- part
-    dirty: int | None = None  # bytes of the writable segment written; None: all of it
-    bss: int = 0  # a separate zero-fill VMO, fully written (the June 14 loader)
-    file_size: int = 0  # 0: exactly text + relro + data
-    # Pages of the file the June 14 loader had copied into each process's clone: the doc's
-    # vmos shows them as the clone's own alloc (4k for libbacktrace.so, 12k for ld.so.1)
-    # without saying why; we put them at the end of the file, past the loaded segments.
-    tail_pages: int = 0
-
-    @property
-    def size(self) -> int:
-        return self.file_size or self.text + self.relro + self.data
-
-    @property
-    def writable(self) -> int:
-        return self.relro + self.data
-
-    @property
-    def span(self) -> int:
-        """The VMAR the loader reserves: text, a gap page, the writable segment, .bss."""
-        return self.text + SEGMENT_GAP + self.writable + self.bss
+# --------------------------------------------------------------------------- bootfs
 
 
 def _catalog(*elves: Elf) -> dict[str, Elf]:
@@ -188,22 +118,6 @@ _BOOTFS_JUNE_14 = _catalog(
 )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Era:
-    """What changed in userspace between the doc's examples."""
-
-    bootfs: Mapping[str, Elf]
-    # June 14: writable segments are named "data:<module>" and .bss "bss:<module>";
-    # before, the data clone kept the module's name (the doc's vmaps shows 'libmxio.so').
-    segment_prefixes: bool
-    # June 14: launchpad gives the initial thread only a page for the bootstrap message
-    # ("stack: msg of 0x5a") and libc makes each thread one VMO (TCB, stack, unsafe
-    # stack) named "<thread>:<pthread address>"; before, launchpad made a 256k
-    # 'initial-stack' and each piece of a thread was its own unnamed VMO.
-    thread_vmos: bool
-    heap_name: str  # 'mmap-anonymous' (musl's mmap) / 'jemalloc-heap'
-    heap_base: int  # bytes of allocator metadata mapped beside the first chunk
-
 
 JUNE_6 = Era(
     bootfs=_BOOTFS_JUNE_6,
@@ -221,358 +135,9 @@ JUNE_14 = Era(
 )
 
 
-# --------------------------------------------------------------------------- processes
-
-
-class ThreadSpec(NamedTuple):
-    name: str
-    state: ThreadState = ThreadState.BLOCKED
-    stack: int = 4 * K  # stack bytes the thread has touched
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProcSpec:
-    """One process: what it runs and how much memory it has touched.
-
-    With ``private`` set (the doc's PRIVATE column), the heap's touched pages make up
-    whatever the program, its libraries, stacks and buffers leave; otherwise the heap has
-    touched ``heap`` bytes. ``koids`` and ``addrs`` pin objects to the doc's values, keyed
-    as in :class:`_Loader`.
-    """
-
-    koid: int
-    name: str
-    program: str
-    libs: tuple[str, ...] = ()
-    initial_state: ThreadState = ThreadState.BLOCKED
-    threads: tuple[ThreadSpec, ...] = ()
-    private: int | None = None
-    heap: int = 0
-    initial_stack: int = 4 * K
-    # Device drivers' DMA buffers and drawing surfaces: fully committed, mapped rw-, and
-    # kept by handle (name, bytes).
-    buffers: tuple[tuple[str, int], ...] = ()
-    # Device memory (registers, a framebuffer BAR): physical VMOs, no RAM (name, paddr, size).
-    devices: tuple[tuple[str, int, int], ...] = ()
-    koids: Mapping[str, int] = field(default_factory=dict)
-    addrs: Mapping[str, int] = field(default_factory=dict)
-
-
-class _System:
-    """A booted kernel with the vDSO and bootfs, and the era of its userspace."""
-
-    def __init__(self, era: Era) -> None:
-        self.era = era
-        self.kernel = k = Kernel(MEMORY_BYTES, wired_bytes=WIRED_BYTES, first_koid=ROOT_JOB)
-        self.root_job = k.root_job
-        # The vDSO: code the kernel wrote into a VMO at boot. The two variants
-        # (vdso/test1, vdso/test2) are clones with some syscalls patched out, which makes
-        # the doc's "2 children" of vdso/full.
-        self.vdso = k.vmo_create(VDSO_SIZE, "vdso/full", owner=KERNEL, koid=VDSO_KOID)
-        k.vmo_write(self.vdso, 0, VDSO_SIZE)
-        for variant in ("vdso/test1", "vdso/test2"):
-            clone = k.vmo_clone(self.vdso, 0, VDSO_SIZE, variant, owner=KERNEL)
-            k.vmo_write(clone, VDSO_RODATA, PAGE_SIZE)
-        # Bootfs: a header page, then every file at a page-aligned offset, then the files
-        # no process here has loaded (other tools and drivers, fonts, firmware).
-        self.files: dict[str, tuple[int, int]] = {}
-        offset = PAGE_SIZE
-        for elf in era.bootfs.values():
-            self.files[elf.name] = (offset, elf.size)
-            offset += pages_for(elf.size) * PAGE_SIZE
-        offset += BOOTFS_OTHER_FILES
-        self.bootfs = k.vmo_create(offset, "bootfs", owner=KERNEL)
-        k.vmo_write(self.bootfs, 0, offset)
-
-    def job(self, parent: SimJob, name: str, koid: int) -> SimJob:
-        return self.kernel.job_create(parent, name, koid=koid)
-
-    def spawn(self, job: SimJob, spec: ProcSpec) -> SimProcess:
-        return _Loader(self, job, spec).run()
-
-
-def _fits(vmar: SimVmar, addr: int, size: int) -> bool:
-    """Whether ``[addr, addr+size)`` is free in ``vmar`` (children are sorted by base)."""
-    i = bisect.bisect_right(vmar.starts, addr)
-    if i > 0 and vmar.children[i - 1].end > addr:
-        return False
-    return i == len(vmar.children) or vmar.children[i].base >= addr + size
-
-
-def _mappings(vmar: SimVmar) -> Iterator[SimMapping]:
-    for child in vmar.children:
-        if isinstance(child, SimVmar):
-            yield from _mappings(child)
-        else:
-            yield child
-
-
-class _Loader:
-    """Launchpad, then the process's own dynamic linker and libc, for one process.
-
-    Pin keys (``ProcSpec.koids`` / ``ProcSpec.addrs``): a module's name for its
-    per-process VMO and VMAR, ``file:<module>`` for the opened file's VMO,
-    ``vmar:<module>`` and ``data:<module>`` for its VMAR and writable segment;
-    ``vdso``, ``initial-stack``, ``heap``, ``heap-base``; ``thread:<name>`` for a
-    thread, and ``tcb:<name>``, ``stack:<name>``, ``unsafe:<name>`` for its pieces
-    (``thread-vmo:<name>`` for the June 14 single VMO).
-    """
-
-    def __init__(self, system: _System, job: SimJob, spec: ProcSpec) -> None:
-        self.system = system
-        self.era = system.era
-        self.k = system.kernel
-        self.job = job
-        self.spec = spec
-        self.rng = random.Random(spec.koid)
-        self.heap: list[SimVmo] = []
-        self.process = self.k.process_create(job, spec.name, koid=spec.koid)
-        aspace = self.process.aspace
-        assert aspace is not None and aspace.root is not None
-        self.root = aspace.root
-
-    # ----------------------------------------------------------------- helpers
-
-    def koid(self, key: str) -> int | None:
-        return self.spec.koids.get(key)
-
-    def addr(self, key: str, size: int) -> int:
-        """The pinned address for ``key``, or a free page-aligned one (ASLR)."""
-        pinned = self.spec.addrs.get(key)
-        if pinned is not None:
-            return pinned
-        pages = (USER_ASPACE_SIZE - size) // PAGE_SIZE
-        while True:
-            addr = USER_ASPACE_BASE + self.rng.randrange(pages) * PAGE_SIZE
-            if _fits(self.root, addr, size):
-                return addr
-
-    def drop(self, vmo: SimVmo) -> None:
-        """Close the process's handle: the mapping (or a clone) keeps the VMO alive."""
-        self.k.handle_close(self.process, self.k.handle_of(self.process, vmo))
-
-    def region(self, key: str, size: int) -> SimVmar:
-        return self.k.vmar_allocate(
-            self.root, size, addr=self.addr(key, size), koid=self.koid(f"vmar:{key}")
-        )
-
-    def stack(self, key: str, vmo: SimVmo, offset: int, touched: int) -> None:
-        """A stack in its own region, above a guard page; stacks grow down, so the
-        touched pages are the top ones."""
-        vmar = self.k.vmar_allocate(self.root, GUARD + STACK, addr=self.addr(key, GUARD + STACK))
-        self.k.vmar_map(vmar, vmo, vmo_offset=offset, size=STACK, perms=RW, addr=vmar.base + GUARD)
-        if touched:
-            self.k.vmo_write(vmo, offset + STACK - touched, touched)
-
-    # ----------------------------------------------------------------- loading
-
-    def open(self, name: str) -> SimVmo:
-        """The process's own clone of a bootfs file, as the loader service sent it."""
-        offset, size = self.system.files[name]
-        elf = self.era.bootfs[name]
-        file = self.k.vmo_clone(
-            self.system.bootfs,
-            offset,
-            size,
-            name,
-            owner=self.process,
-            koid=self.koid(f"file:{name}"),
-        )
-        module = self.k.vmo_clone(file, 0, size, name, owner=self.process, koid=self.koid(name))
-        self.drop(file)  # the clone keeps its parent alive
-        if elf.tail_pages:
-            start = (pages_for(size) - elf.tail_pages) * PAGE_SIZE
-            self.k.vmo_write(module, start, size - start)
-        return module
-
-    def load(self, module: SimVmo) -> None:
-        """Map a module: text from the file clone, the writable segment from a clone of
-        it (relocated, then its RELRO protected read-only), and .bss."""
-        elf = self.era.bootfs[module.name]
-        k = self.k
-        vmar = self.region(module.name, elf.span)
-        k.vmar_map(vmar, module, size=elf.text, perms=RX, addr=vmar.base)
-        data_name = f"data:{module.name}" if self.era.segment_prefixes else module.name
-        data = k.vmo_clone(
-            module,
-            elf.text,
-            elf.writable,
-            data_name,
-            owner=self.process,
-            koid=self.koid(f"data:{module.name}"),
-        )
-        k.vmo_write(data, 0, elf.writable if elf.dirty is None else elf.dirty)
-        base = vmar.base + elf.text + SEGMENT_GAP
-        k.vmar_map(vmar, data, size=elf.writable, perms=RW, addr=base)
-        if elf.relro:
-            k.vmar_protect(vmar, base, elf.relro, R)
-        self.drop(data)
-        if elf.bss:
-            bss = k.vmo_create(elf.bss, f"bss:{module.name}", owner=self.process)
-            k.vmo_write(bss, 0, elf.bss)
-            k.vmar_map(vmar, bss, perms=RW, addr=base + elf.writable)
-            self.drop(bss)
-        self.drop(module)
-
-    # ----------------------------------------------------------------- threads and heap
-
-    def thread_memory(self, name: str, touched: int) -> None:
-        """A thread's TCB and its two stacks (SafeStack: a safe and an unsafe one)."""
-        k = self.k
-        if self.era.thread_vmos:
-            vmo = k.vmo_create(
-                TCB + 2 * STACK, "", owner=self.process, koid=self.koid(f"thread-vmo:{name}")
-            )
-            tcb = self.addr(f"tcb:{name}", TCB)
-            # libc names the VMO after the thread and its pthread structure in the TCB.
-            k.vmo_set_name(vmo, f"{name}:{tcb + 0xB38:#x}")
-            k.vmar_map(self.root, vmo, size=TCB, perms=RW, addr=tcb)
-            k.vmo_write(vmo, 0, TCB)
-            self.stack(f"stack:{name}", vmo, TCB, touched)
-            self.stack(f"unsafe:{name}", vmo, TCB + STACK, 0)
-            self.drop(vmo)
-            return
-        safe = k.vmo_create(STACK, "", owner=self.process, koid=self.koid(f"stack:{name}"))
-        self.stack(f"stack:{name}", safe, 0, touched)
-        self.drop(safe)
-        unsafe = k.vmo_create(STACK, "", owner=self.process)
-        self.stack(f"unsafe:{name}", unsafe, 0, PAGE_SIZE)
-        self.drop(unsafe)
-
-    def main_thread_memory(self) -> None:
-        """libc's setup of the initial thread (its stack came from launchpad before June 14)."""
-        if self.era.thread_vmos:
-            self.thread_memory("initial-thread", self.spec.initial_stack)
-            return
-        k = self.k
-        tcb = k.vmo_create(TCB, "", owner=self.process, koid=self.koid("tcb:initial-thread"))
-        k.vmar_map(self.root, tcb, perms=RW, addr=self.addr("tcb:initial-thread", TCB))
-        k.vmo_write(tcb, 0, TCB)
-        self.drop(tcb)
-        unsafe = k.vmo_create(STACK, "", owner=self.process)
-        self.stack("unsafe:initial-thread", unsafe, 0, PAGE_SIZE)
-        self.drop(unsafe)
-
-    def ensure_heap(self) -> None:
-        """The allocator's first chunk (and its metadata), on the first malloc."""
-        if self.heap:
-            return
-        k = self.k
-        chunk = k.vmo_create(CHUNK, self.era.heap_name, owner=self.process, koid=self.koid("heap"))
-        k.vmar_map(self.root, chunk, perms=RW, addr=self.addr("heap", CHUNK))
-        self.drop(chunk)
-        self.heap.append(chunk)
-        if self.era.heap_base:
-            size = self.era.heap_base
-            base = k.vmo_create(size, self.era.heap_name, owner=self.process)
-            k.vmar_map(self.root, base, perms=RW, addr=self.addr("heap-base", size))
-            k.vmo_write(base, 0, size)
-            self.drop(base)
-
-    def grow_heap(self, nbytes: int) -> None:
-        """Touch ``nbytes`` of heap, mapping more chunks as the first fills."""
-        self.ensure_heap()
-        while nbytes > 0:
-            chunk = self.heap[-1]
-            used = chunk.committed_pages * PAGE_SIZE
-            if used == CHUNK:
-                chunk = self.k.vmo_create(CHUNK, self.era.heap_name, owner=self.process)
-                self.k.vmar_map(self.root, chunk, perms=RW, addr=self.addr("heap-chunk", CHUNK))
-                self.drop(chunk)
-                self.heap.append(chunk)
-                used = 0
-            step = min(nbytes, CHUNK - used)
-            self.k.vmo_write(chunk, used, step)
-            nbytes -= step
-
-    def private_bytes(self) -> int:
-        """What the kernel will count as this process's PRIVATE: everything it maps but
-        the vDSO is its alone."""
-        return sum(
-            m.committed_pages * PAGE_SIZE
-            for m in _mappings(self.root)
-            if m.vmo is not self.system.vdso
-        )
-
-    # ----------------------------------------------------------------- the launch
-
-    def run(self) -> SimProcess:
-        k, p, spec, era = self.k, self.process, self.spec, self.era
-        vdso = self.system.vdso
-        # Launchpad, in the parent: the vDSO first, then the program and its interpreter.
-        vmar = self.region("vdso", VDSO_SIZE)
-        k.vmar_map(vmar, vdso, size=VDSO_RODATA, perms=R, addr=vmar.base)
-        k.vmar_map(
-            vmar,
-            vdso,
-            vmo_offset=VDSO_RODATA,
-            size=VDSO_SIZE - VDSO_RODATA,
-            perms=RX,
-            addr=vmar.base + VDSO_RODATA,
-        )
-        # The bootstrap channel and the loader-service channel.
-        k.object_create(p, ObjType.CHANNEL)
-        k.object_create(p, ObjType.CHANNEL)
-        program = self.open(spec.program)
-        self.load(self.open("ld.so.1"))
-        if era.thread_vmos:
-            # A bootstrap-message header and handle table of 78 bytes, argv[0] and its NUL.
-            size = 0x4E + len(spec.name) + 1
-            stack = k.vmo_create(
-                PAGE_SIZE, f"stack: msg of {size:#x}", owner=p, koid=self.koid("initial-stack")
-            )
-            k.vmar_map(self.root, stack, perms=RW, addr=self.addr("initial-stack", PAGE_SIZE))
-            k.vmo_write(stack, 0, PAGE_SIZE)
-        else:
-            stack = k.vmo_create(STACK, "initial-stack", owner=p, koid=self.koid("initial-stack"))
-            k.vmar_map(self.root, stack, perms=RW, addr=self.addr("initial-stack", STACK))
-            k.vmo_write(stack, STACK - spec.initial_stack, spec.initial_stack)
-            self.drop(stack)
-        thread = k.thread_create(p, "initial-thread", koid=self.koid("thread:initial-thread"))
-        k.handle_grant(p, p, Rights.DUPLICATE | Rights.TRANSFER | Rights.READ | Rights.WRITE)
-        k.handle_grant(p, self.root, Rights.DUPLICATE | Rights.READ | Rights.WRITE | Rights.MAP)
-        k.handle_grant(p, self.job, Rights.DUPLICATE | Rights.TRANSFER | Rights.READ)
-        k.handle_grant(p, vdso, VDSO_RIGHTS)
-        k.process_start(p, thread)
-
-        # The dynamic linker, in the process: the program, libc's thread setup, libraries.
-        self.load(program)
-        self.main_thread_memory()
-        for lib in spec.libs:
-            self.load(self.open(lib))
-        for name, size in spec.buffers:
-            buf = k.vmo_create(size, name, owner=p)
-            k.vmo_write(buf, 0, size)
-            k.vmar_map(self.root, buf, perms=RW, addr=self.addr(f"buffer:{name}", size))
-        for name, paddr, size in spec.devices:
-            dev = k.vmo_create_physical(paddr, size, name, owner=p)
-            k.vmar_map(self.root, dev, perms=RW, addr=self.addr(f"device:{name}", size))
-        if era.thread_vmos:
-            self.ensure_heap()  # jemalloc sets up its heap during libc's startup
-        for t in spec.threads:
-            self.thread_memory(t.name, t.stack)
-            self.ensure_heap()  # pthread_create mallocs the thread's bookkeeping
-            extra = k.thread_create(p, t.name, koid=self.koid(f"thread:{t.name}"))
-            k.thread_start(extra)
-            if t.state is not ThreadState.RUNNING:
-                k.thread_set_state(extra, t.state)
-        self.ensure_heap()
-        if spec.private is not None:
-            rest = spec.private - self.private_bytes()
-            if rest < 0 or rest % PAGE_SIZE:
-                raise ValueError(f"{spec.name}: PRIVATE {spec.private} leaves {rest} for the heap")
-            self.grow_heap(rest)
-        else:
-            self.grow_heap(spec.heap)
-        if spec.initial_state is not ThreadState.RUNNING:
-            k.thread_set_state(thread, spec.initial_state)
-        return p
-
-
 # --------------------------------------------------------------------------- doc (ps)
 
 _T = ThreadSpec
-BLOCKED = ThreadState.BLOCKED
 RUNNING = ThreadState.RUNNING
 
 # Device libraries every devhost loads, then its drivers.
@@ -682,32 +247,6 @@ _DOC_PS = ProcSpec(
 )
 
 
-def _doc_system(*, with_ps: bool) -> tuple[_System, SimJob]:
-    """The doc's ps system, in creation (= koid) order; returns it and magenta-services."""
-    system = _System(JUNE_6)
-    root = system.root_job
-    # Userboot (gone by now) handed bootfs to devmgr.
-    devmgr = system.spawn(root, _DOC_DEVMGR)
-    k = system.kernel
-    k.handle_grant(devmgr, system.bootfs, Rights.READ | Rights.MAP | Rights.DUPLICATE)
-    k.kernel_release(system.bootfs)
-    drivers = system.job(root, "magenta-drivers", 1082)
-    services = system.job(root, "magenta-services", 1103)
-    # devmgr starts crashlogger, then the drivers and services as devices appear.
-    system.spawn(services, _DOC_CRASHLOGGER)
-    by_koid = {s.koid: (drivers, s) for s in _DOC_DRIVERS}
-    by_koid.update({s.koid: (services, s) for s in _DOC_SERVICES})
-    for koid in sorted(by_koid):
-        job, spec = by_koid[koid]
-        system.spawn(job, spec)
-    if with_ps:
-        system.spawn(services, _DOC_PS)
-    return system, services
-
-
-def build_doc() -> Kernel:
-    """The system of the doc's ``ps`` example."""
-    return _doc_system(with_ps=True)[0].kernel
 
 
 # --------------------------------------------------------------------------- doc-vmaps
@@ -755,22 +294,6 @@ _VMAPS_TOOL = ProcSpec(
 )
 
 
-def build_doc_vmaps() -> Kernel:
-    """The doc system later on: ps has exited; sh:console started a shell (2470), and
-    from it the user runs ``vmaps 2470``."""
-    system, services = _doc_system(with_ps=False)
-    k = system.kernel
-    sh = system.spawn(services, _VMAPS_SH)
-    # A large allocation (the line editor's history) gets its own mapping past the
-    # program, from the heap's big-allocation path.
-    big = k.vmo_create(64 * K, "mmap-anonymous", owner=sh)
-    aspace = sh.aspace
-    assert aspace is not None and aspace.root is not None
-    k.vmar_map(aspace.root, big, perms=RW, addr=0x00006C8E33A45000)
-    k.vmo_write(big, 0, 8 * K)
-    k.handle_close(sh, k.handle_of(sh, big))
-    system.spawn(services, _VMAPS_TOOL)
-    return k
 
 
 # --------------------------------------------------------------------------- doc-vmos
@@ -922,24 +445,92 @@ _VMOS_SERVICES = (
 )
 
 
+
+
+# --------------------------------------------------------------------------- the worlds
+
+Op = dict[str, Any]
+
+
+def _spawn(job: str, spec: ProcSpec, name: str | None = None) -> Op:
+    op: Op = {"op": "spawn", "job": job, "spec": spec}
+    if name is not None:
+        op["as"] = name
+    return op
+
+
+def _system_start(devmgr: ProcSpec) -> list[Op]:
+    """devmgr first, then the system jobs it starts everything else in."""
+    return [
+        _spawn("root", devmgr, "devmgr"),
+        # Userboot (gone by now) handed bootfs to devmgr.
+        {"op": "grant", "process": "devmgr", "object": "bootfs",
+         "rights": ["read", "map", "duplicate"]},
+        {"op": "release", "vmo": "bootfs"},
+        {"op": "job", "as": "drivers", "name": "magenta-drivers", "koid": 1082},
+        {"op": "job", "as": "services", "name": "magenta-services", "koid": 1103},
+    ]
+
+
+def _in_koid_order(*jobs: tuple[str, Sequence[ProcSpec]]) -> list[Op]:
+    """devmgr starts drivers and services as devices appear: in koid order, across jobs."""
+    specs = sorted(((spec.koid, job, spec) for job, group in jobs for spec in group))
+    return [_spawn(job, spec) for _, job, spec in specs]
+
+
+# The doc's ps system, in creation (= koid) order.
+_DOC_SYSTEM = [
+    *_system_start(_DOC_DEVMGR),
+    _spawn("services", _DOC_CRASHLOGGER),
+    *_in_koid_order(("drivers", _DOC_DRIVERS), ("services", _DOC_SERVICES)),
+]
+_DOC = [*_DOC_SYSTEM, _spawn("services", _DOC_PS)]
+# Later on: ps has exited; sh:console started a shell (2470), and from it the user runs
+# ``vmaps 2470``.
+_DOC_VMAPS = [
+    *_DOC_SYSTEM,
+    _spawn("services", _VMAPS_SH, "sh"),
+    # A large allocation (the line editor's history) gets its own mapping past the
+    # program, from the heap's big-allocation path.
+    {"op": "vmo", "as": "history", "owner": "sh", "name": "mmap-anonymous", "size": 64 * K},
+    {"op": "map", "vmar": "sh", "vmo": "history", "perms": "rw-", "addr": 0x6C8E33A45000},
+    {"op": "write", "vmo": "history", "size": 8 * K},
+    {"op": "close", "process": "sh", "object": "history"},
+    _spawn("services", _VMAPS_TOOL),
+]
+# Fourteen processes, each mapping the vDSO twice (vdso/full: 28 mappings, shared by
+# 14), crashlogger among them as 1118.
+_DOC_VMOS = [
+    *_system_start(_VMOS_DEVMGR),
+    _spawn("services", _VMOS_CRASHLOGGER),
+    *_in_koid_order(("drivers", _VMOS_DRIVERS), ("services", _VMOS_SERVICES)),
+]
+
+
+def _build(name: str, era: Era, ops: Sequence[Op]) -> Kernel:
+    """Boot the doc's machine (its kstats example: "total 2046.9M ... wired 72.6M") and
+    run the world's ops, with ``spawn`` loading processes as ``era`` did."""
+    world: Mapping[str, object] = {
+        "kernel": {"memory": MEMORY_BYTES, "wired": WIRED_BYTES, "first_koid": ROOT_JOB},
+        "ops": [*boot_ops(era, VDSO_KOID), *ops],
+    }
+    macros = {"spawn": (Launchpad(era).spawn, Launchpad.KEYS)}
+    return worldfile.run(world, f"world {name}", macros=macros)
+
+
+def build_doc() -> Kernel:
+    """The system of the doc's ``ps`` example."""
+    return _build("doc", JUNE_6, _DOC)
+
+
+def build_doc_vmaps() -> Kernel:
+    """The doc system later on, with the shell of the doc's ``vmaps`` example."""
+    return _build("doc-vmaps", JUNE_6, _DOC_VMAPS)
+
+
 def build_doc_vmos() -> Kernel:
-    """The boot of the doc's ``vmos`` example: fourteen processes, each mapping the vDSO
-    twice (vdso/full: 28 mappings, shared by 14), crashlogger among them as 1118."""
-    system = _System(JUNE_14)
-    root = system.root_job
-    devmgr = system.spawn(root, _VMOS_DEVMGR)
-    k = system.kernel
-    k.handle_grant(devmgr, system.bootfs, Rights.READ | Rights.MAP | Rights.DUPLICATE)
-    k.kernel_release(system.bootfs)
-    drivers = system.job(root, "magenta-drivers", 1082)
-    services = system.job(root, "magenta-services", 1103)
-    system.spawn(services, _VMOS_CRASHLOGGER)
-    by_koid = {s.koid: (drivers, s) for s in _VMOS_DRIVERS}
-    by_koid.update({s.koid: (services, s) for s in _VMOS_SERVICES})
-    for koid in sorted(by_koid):
-        job, spec = by_koid[koid]
-        system.spawn(job, spec)
-    return k
+    """The boot of the doc's ``vmos`` example."""
+    return _build("doc-vmos", JUNE_14, _DOC_VMOS)
 
 
 WORLDS: list[World] = [
