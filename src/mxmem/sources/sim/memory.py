@@ -58,9 +58,10 @@ class KernelMemory:
             )
 
     def _koid(self, koid: int | None) -> int:
-        self._check_koid(koid)
         if koid is None:
             koid = self.next_koid
+        else:
+            self._check_koid(koid)
         self.next_koid = koid + 1
         return koid
 
@@ -98,8 +99,12 @@ class KernelMemory:
     def _charge(self, key: str, extra_pages: int = 0, koid: int | None = None) -> None:
         """Allocate heap for one object, checking ``extra_pages`` more will fit too."""
         # _reserve + _heap_alloc, inlined: this runs for every object a world makes.
-        self._check_koid(koid)
+        if koid is not None:
+            self._check_koid(koid)
         cost = HEAP_COST[key]
+        if not extra_pages and self.heap_allocated + cost <= self.heap_pages * PAGE_SIZE:
+            self.heap_allocated += cost  # the heap has room: nothing to check or grow
+            return
         grow = self._heap_need(cost)
         self.pmm.check(grow + extra_pages)
         if grow:

@@ -254,7 +254,15 @@ class SimAspace:
             return
         last = base + size - 1
         for counts, shift in zip(self.tables, self.LEVEL_SHIFTS, strict=True):
-            for block in range(base >> shift, (last >> shift) + 1):
+            first, end = base >> shift, last >> shift
+            if first == end:  # the common case, without building a range
+                n = counts.get(first, 0) + sign
+                if n:
+                    counts[first] = n
+                else:
+                    del counts[first]
+                continue
+            for block in range(first, end + 1):
                 n = counts.get(block, 0) + sign
                 if n:
                     counts[block] = n

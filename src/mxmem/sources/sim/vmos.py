@@ -151,13 +151,18 @@ class VmoOps(HandleOps):
     def vmo_write(self, vmo: SimVmo, offset: int, length: int) -> int:
         """Write ``length`` bytes at ``offset``: every touched page not yet in the VMO's
         own list is committed (for a clone, copied from its parent). Returns new pages."""
-        self._check_alive(vmo)
-        if vmo.physical:
+        # _check_alive and _page_range, inlined for the common case: worlds write a lot.
+        if not vmo.alive:
+            self._check_alive(vmo)
+        if vmo.paddr is not None:
             return 0
-        pages = self._page_range(vmo, offset, length)
-        if not pages:
+        end = offset + length
+        if offset < 0 or length < 0 or end > vmo.size:
+            self._page_range(vmo, offset, length)  # raises ERR_OUT_OF_RANGE
+        if length == 0:
             return 0
-        span = ((1 << len(pages)) - 1) << pages.start
+        first = offset // PAGE_SIZE
+        span = ((1 << (-(-end // PAGE_SIZE) - first)) - 1) << first
         new = span & ~vmo.pages
         count = new.bit_count()
         if count:

@@ -262,7 +262,7 @@ class _Loader:
         self.bootfs = bootfs
         self.rng = random.Random(spec.koid)
         self.heap: list[SimVmo] = []
-        self.process: SimProcess = machine(("process", job, spec.name, spec.koid))
+        self.process: SimProcess = machine("process", job, spec.name, spec.koid)
         aspace = self.process.aspace
         assert aspace is not None and aspace.root is not None
         self.root = aspace.root
@@ -285,21 +285,21 @@ class _Loader:
 
     def drop(self, vmo: SimVmo) -> None:
         """Close the process's handle: the mapping (or a clone) keeps the VMO alive."""
-        self.op(("close", (self.process, vmo)))
+        self.op("close", (self.process, vmo))
 
     def region(self, key: str, size: int) -> SimVmar:
         addr = self.addr(key, size)
         koid = self.koid(f"vmar:{key}")
-        vmar: SimVmar = self.op(("vmar", self.root, size, addr, "useralloc", koid))
+        vmar: SimVmar = self.op("vmar", self.root, size, addr, "useralloc", koid)
         return vmar
 
     def stack(self, key: str, vmo: SimVmo, offset: int, touched: int) -> None:
         """A stack in its own region, above a guard page; stacks grow down, so the
         touched pages are the top ones."""
-        vmar = self.op(("vmar", self.root, GUARD + STACK, self.addr(key, GUARD + STACK)))
-        self.op(("map", vmar, vmo, offset, STACK, RW, vmar.base + GUARD))
+        vmar = self.op("vmar", self.root, GUARD + STACK, self.addr(key, GUARD + STACK))
+        self.op("map", vmar, vmo, offset, STACK, RW, vmar.base + GUARD)
         if touched:
-            self.op(("write", vmo, offset + STACK - touched, touched))
+            self.op("write", vmo, offset + STACK - touched, touched)
 
     # ----------------------------------------------------------------- loading
 
@@ -308,12 +308,12 @@ class _Loader:
         offset, size = self.launchpad.files[name]
         elf = self.era.bootfs[name]
         p = self.process
-        file = self.op(("clone", self.bootfs, offset, size, name, p, self.koid(f"file:{name}")))
-        module: SimVmo = self.op(("clone", file, 0, size, name, p, self.koid(name)))
+        file = self.op("clone", self.bootfs, offset, size, name, p, self.koid(f"file:{name}"))
+        module: SimVmo = self.op("clone", file, 0, size, name, p, self.koid(name))
         self.drop(file)  # the clone keeps its parent alive
         if elf.tail_pages:
             start = (pages_for(size) - elf.tail_pages) * PAGE_SIZE
-            self.op(("write", module, start, size - start))
+            self.op("write", module, start, size - start)
         return module
 
     def load(self, module: SimVmo) -> None:
@@ -322,20 +322,20 @@ class _Loader:
         elf = self.era.bootfs[module.name]
         op, p = self.op, self.process
         vmar = self.region(module.name, elf.span)
-        op(("map", vmar, module, 0, elf.text, RX, vmar.base))
+        op("map", vmar, module, 0, elf.text, RX, vmar.base)
         data_name = f"data:{module.name}" if self.era.segment_prefixes else module.name
         data_koid = self.koid(f"data:{module.name}")
-        data = op(("clone", module, elf.text, elf.writable, data_name, p, data_koid))
-        op(("write", data, 0, elf.writable if elf.dirty is None else elf.dirty))
+        data = op("clone", module, elf.text, elf.writable, data_name, p, data_koid)
+        op("write", data, 0, elf.writable if elf.dirty is None else elf.dirty)
         base = vmar.base + elf.text + SEGMENT_GAP
-        op(("map", vmar, data, 0, elf.writable, RW, base))
+        op("map", vmar, data, 0, elf.writable, RW, base)
         if elf.relro:
-            op(("protect", vmar, base, elf.relro, R))
+            op("protect", vmar, base, elf.relro, R)
         self.drop(data)
         if elf.bss:
-            bss = op(("vmo", elf.bss, f"bss:{module.name}", p))
-            op(("write", bss, 0, elf.bss))
-            op(("map", vmar, bss, 0, None, RW, base + elf.writable))
+            bss = op("vmo", elf.bss, f"bss:{module.name}", p)
+            op("write", bss, 0, elf.bss)
+            op("map", vmar, bss, 0, None, RW, base + elf.writable)
             self.drop(bss)
         self.drop(module)
 
@@ -345,20 +345,20 @@ class _Loader:
         """A thread's TCB and its two stacks (SafeStack: a safe and an unsafe one)."""
         op, p = self.op, self.process
         if self.era.thread_vmos:
-            vmo = op(("vmo", TCB + 2 * STACK, "", p, self.koid(f"thread-vmo:{name}")))
+            vmo = op("vmo", TCB + 2 * STACK, "", p, self.koid(f"thread-vmo:{name}"))
             tcb = self.addr(f"tcb:{name}", TCB)
             # libc names the VMO after the thread and its pthread structure in the TCB.
-            op(("rename", vmo, f"{name}:{tcb + 0xB38:#x}"))
-            op(("map", self.root, vmo, 0, TCB, RW, tcb))
-            op(("write", vmo, 0, TCB))
+            op("rename", vmo, f"{name}:{tcb + 0xB38:#x}")
+            op("map", self.root, vmo, 0, TCB, RW, tcb)
+            op("write", vmo, 0, TCB)
             self.stack(f"stack:{name}", vmo, TCB, touched)
             self.stack(f"unsafe:{name}", vmo, TCB + STACK, 0)
             self.drop(vmo)
             return
-        safe = op(("vmo", STACK, "", p, self.koid(f"stack:{name}")))
+        safe = op("vmo", STACK, "", p, self.koid(f"stack:{name}"))
         self.stack(f"stack:{name}", safe, 0, touched)
         self.drop(safe)
-        unsafe = op(("vmo", STACK, "", p))
+        unsafe = op("vmo", STACK, "", p)
         self.stack(f"unsafe:{name}", unsafe, 0, PAGE_SIZE)
         self.drop(unsafe)
 
@@ -368,11 +368,11 @@ class _Loader:
             self.thread_memory("initial-thread", self.spec.initial_stack)
             return
         op, p = self.op, self.process
-        tcb = op(("vmo", TCB, "", p, self.koid("tcb:initial-thread")))
-        op(("map", self.root, tcb, 0, None, RW, self.addr("tcb:initial-thread", TCB)))
-        op(("write", tcb, 0, TCB))
+        tcb = op("vmo", TCB, "", p, self.koid("tcb:initial-thread"))
+        op("map", self.root, tcb, 0, None, RW, self.addr("tcb:initial-thread", TCB))
+        op("write", tcb, 0, TCB)
         self.drop(tcb)
-        unsafe = op(("vmo", STACK, "", p))
+        unsafe = op("vmo", STACK, "", p)
         self.stack("unsafe:initial-thread", unsafe, 0, PAGE_SIZE)
         self.drop(unsafe)
 
@@ -381,15 +381,15 @@ class _Loader:
         if self.heap:
             return
         op, p, name = self.op, self.process, self.era.heap_name
-        chunk = op(("vmo", CHUNK, name, p, self.koid("heap")))
-        op(("map", self.root, chunk, 0, None, RW, self.addr("heap", CHUNK)))
+        chunk = op("vmo", CHUNK, name, p, self.koid("heap"))
+        op("map", self.root, chunk, 0, None, RW, self.addr("heap", CHUNK))
         self.drop(chunk)
         self.heap.append(chunk)
         if self.era.heap_base:
             size = self.era.heap_base
-            base = op(("vmo", size, name, p))
-            op(("map", self.root, base, 0, None, RW, self.addr("heap-base", size)))
-            op(("write", base, 0, size))
+            base = op("vmo", size, name, p)
+            op("map", self.root, base, 0, None, RW, self.addr("heap-base", size))
+            op("write", base, 0, size)
             self.drop(base)
 
     def grow_heap(self, nbytes: int) -> None:
@@ -400,13 +400,13 @@ class _Loader:
             chunk = self.heap[-1]
             used = chunk.committed_pages * PAGE_SIZE
             if used == CHUNK:
-                chunk = op(("vmo", CHUNK, self.era.heap_name, self.process))
-                op(("map", self.root, chunk, 0, None, RW, self.addr("heap-chunk", CHUNK)))
+                chunk = op("vmo", CHUNK, self.era.heap_name, self.process)
+                op("map", self.root, chunk, 0, None, RW, self.addr("heap-chunk", CHUNK))
                 self.drop(chunk)
                 self.heap.append(chunk)
                 used = 0
             step = min(nbytes, CHUNK - used)
-            op(("write", chunk, used, step))
+            op("write", chunk, used, step)
             nbytes -= step
 
     def private_bytes(self) -> int:
@@ -422,31 +422,31 @@ class _Loader:
         op, p, spec, era, vdso = self.op, self.process, self.spec, self.era, self.vdso
         # Launchpad, in the parent: the vDSO first, then the program and its interpreter.
         vmar = self.region("vdso", VDSO_SIZE)
-        op(("map", vmar, vdso, 0, VDSO_RODATA, R, vmar.base))
-        op(("map", vmar, vdso, VDSO_RODATA, VDSO_SIZE - VDSO_RODATA, RX, vmar.base + VDSO_RODATA))
+        op("map", vmar, vdso, 0, VDSO_RODATA, R, vmar.base)
+        op("map", vmar, vdso, VDSO_RODATA, VDSO_SIZE - VDSO_RODATA, RX, vmar.base + VDSO_RODATA)
         # The bootstrap channel and the loader-service channel.
-        op(("object", p, ObjType.CHANNEL))
-        op(("object", p, ObjType.CHANNEL))
+        op("object", p, ObjType.CHANNEL)
+        op("object", p, ObjType.CHANNEL)
         program = self.open(spec.program)
         self.load(self.open("ld.so.1"))
         if era.thread_vmos:
             # A bootstrap-message header and handle table of 78 bytes, argv[0] and its NUL.
             size = 0x4E + len(spec.name) + 1
             name = f"stack: msg of {size:#x}"
-            stack = op(("vmo", PAGE_SIZE, name, p, self.koid("initial-stack")))
-            op(("map", self.root, stack, 0, None, RW, self.addr("initial-stack", PAGE_SIZE)))
-            op(("write", stack, 0, PAGE_SIZE))
+            stack = op("vmo", PAGE_SIZE, name, p, self.koid("initial-stack"))
+            op("map", self.root, stack, 0, None, RW, self.addr("initial-stack", PAGE_SIZE))
+            op("write", stack, 0, PAGE_SIZE)
         else:
-            stack = op(("vmo", STACK, "initial-stack", p, self.koid("initial-stack")))
-            op(("map", self.root, stack, 0, None, RW, self.addr("initial-stack", STACK)))
-            op(("write", stack, STACK - spec.initial_stack, spec.initial_stack))
+            stack = op("vmo", STACK, "initial-stack", p, self.koid("initial-stack"))
+            op("map", self.root, stack, 0, None, RW, self.addr("initial-stack", STACK))
+            op("write", stack, STACK - spec.initial_stack, spec.initial_stack)
             self.drop(stack)
-        thread = op(("thread", p, "initial-thread", self.koid("thread:initial-thread")))
-        op(("grant", p, p, Rights.DUPLICATE | Rights.TRANSFER | Rights.READ | Rights.WRITE))
-        op(("grant", p, self.root, Rights.DUPLICATE | Rights.READ | Rights.WRITE | Rights.MAP))
-        op(("grant", p, self.job, Rights.DUPLICATE | Rights.TRANSFER | Rights.READ))
-        op(("grant", p, vdso, VDSO_RIGHTS))
-        op(("start", p, thread))
+        thread = op("thread", p, "initial-thread", self.koid("thread:initial-thread"))
+        op("grant", p, p, Rights.DUPLICATE | Rights.TRANSFER | Rights.READ | Rights.WRITE)
+        op("grant", p, self.root, Rights.DUPLICATE | Rights.READ | Rights.WRITE | Rights.MAP)
+        op("grant", p, self.job, Rights.DUPLICATE | Rights.TRANSFER | Rights.READ)
+        op("grant", p, vdso, VDSO_RIGHTS)
+        op("start", p, thread)
 
         # The dynamic linker, in the process: the program, libc's thread setup, libraries.
         self.load(program)
@@ -454,21 +454,21 @@ class _Loader:
         for lib in spec.libs:
             self.load(self.open(lib))
         for name, size in spec.buffers:
-            buf = op(("vmo", size, name, p))
-            op(("write", buf, 0, size))
-            op(("map", self.root, buf, 0, None, RW, self.addr(f"buffer:{name}", size)))
+            buf = op("vmo", size, name, p)
+            op("write", buf, 0, size)
+            op("map", self.root, buf, 0, None, RW, self.addr(f"buffer:{name}", size))
         for name, paddr, size in spec.devices:
-            dev = op(("physical", paddr, size, name, p))
-            op(("map", self.root, dev, 0, None, RW, self.addr(f"device:{name}", size)))
+            dev = op("physical", paddr, size, name, p)
+            op("map", self.root, dev, 0, None, RW, self.addr(f"device:{name}", size))
         if era.thread_vmos:
             self.ensure_heap()  # jemalloc sets up its heap during libc's startup
         for t in spec.threads:
             self.thread_memory(t.name, t.stack)
             self.ensure_heap()  # pthread_create mallocs the thread's bookkeeping
-            extra = op(("thread", p, t.name, self.koid(f"thread:{t.name}")))
-            op(("start", None, extra))
+            extra = op("thread", p, t.name, self.koid(f"thread:{t.name}"))
+            op("start", None, extra)
             if t.state is not ThreadState.RUNNING:
-                op(("thread_state", extra, t.state))
+                op("thread_state", extra, t.state)
         self.ensure_heap()
         if spec.private is not None:
             rest = spec.private - self.private_bytes()
@@ -478,5 +478,5 @@ class _Loader:
         else:
             self.grow_heap(spec.heap)
         if spec.initial_state is not ThreadState.RUNNING:
-            op(("thread_state", thread, spec.initial_state))
+            op("thread_state", thread, spec.initial_state)
         return p

@@ -292,39 +292,39 @@ class Generator:
     def thread(self, process: Ref, name: str, state: ThreadState) -> None:
         """A thread, started and then moved to ``state``."""
         s = self.emit
-        thread = s(("thread", process, name))
-        s(("start", None, thread))
+        thread = s("thread", process, name)
+        s("start", None, thread)
         if state is not ThreadState.RUNNING:
-            s(("thread_state", thread, state))
+            s("thread_state", thread, state)
 
     def share(self, src: Ref, vmo: Ref, dst: Ref, rights: int) -> None:
         """Duplicate ``src``'s handle to ``vmo`` with ``rights`` and move it to ``dst``."""
-        dup = self.emit(("duplicate", (src, vmo), rights))
-        self.emit(("transfer", dup, dst))
+        dup = self.emit("duplicate", (src, vmo), rights)
+        self.emit("transfer", dup, dst)
 
     def run(self) -> None:
         s, rng, rand, cat = self.emit, self.rng, self.rand, self.catalogue
         root = s.root_job
         # Boot: the kernel holds bootfs (fully resident: it is the ramdisk) and the vDSO.
-        self.bootfs = s(("vmo", cat.bootfs_size, "bootfs", KERNEL))
-        s(("write", self.bootfs, 0, cat.bootfs_size))
-        self.vdso = s(("vmo", VDSO_SIZE, "vdso/full", KERNEL))
-        s(("write", self.vdso, 0, VDSO_SIZE))
-        devmgr = s(("process", root, _DEVMGR[0]))
+        self.bootfs = s("vmo", cat.bootfs_size, "bootfs", KERNEL)
+        s("write", self.bootfs, 0, cat.bootfs_size)
+        self.vdso = s("vmo", VDSO_SIZE, "vdso/full", KERNEL)
+        s("write", self.vdso, 0, VDSO_SIZE)
+        devmgr = s("process", root, _DEVMGR[0])
         # devmgr is the loader service: it holds one text VMO per shared library, read
         # from bootfs into fresh pages, of which the touched part of .text is resident.
         self.shared: dict[str, Ref] = {}
         for elf in cat.files.values():
             if not elf.shared:
                 continue
-            vmo = s(("vmo", elf.file_size, elf.name, devmgr))
+            vmo = s("vmo", elf.file_size, elf.name, devmgr)
             resident = max(PAGE_SIZE, elf.text * rng.randrange(40, 101) // 100 // PAGE_SIZE)
-            s(("write", vmo, 0, min(resident * PAGE_SIZE, elf.text)))
-            s(("write", vmo, elf.text, elf.rodata + elf.data - elf.tail))
+            s("write", vmo, 0, min(resident * PAGE_SIZE, elf.text))
+            s("write", vmo, elf.text, elf.rodata + elf.data - elf.tail)
             self.shared[elf.name] = vmo
         self.populate(_Proc(devmgr), cat.files[_DEVMGR[1]], (), dead=False)
 
-        jobs = [s(("job", root, name)) for name, _, _, _ in _FAMILIES]
+        jobs = [s("job", root, name) for name, _, _, _ in _FAMILIES]
         nested: list[list[tuple[Ref, int]]] = [[] for _ in _FAMILIES]
         direct = [False] * len(_FAMILIES)
         weights = [w for _, _, _, w in _FAMILIES]
@@ -348,7 +348,7 @@ class Generator:
                 if nested[fam] and rand() < 0.5:
                     parent, pdepth = self.pick(nested[fam])
                 name = f"{_FAMILIES[fam][0].split('-')[-1]}-{self._number('job:' + str(fam))}"
-                job = s(("job", parent, name))
+                job = s("job", parent, name)
                 if pdepth < 4:
                     nested[fam].append((job, pdepth + 1))
             self.group(job, fam, [i in dead_at for i in range(index, index + size)])
@@ -365,7 +365,7 @@ class Generator:
             # Most processes link only libc; the others one or two more libraries.
             count = self.pick((0, 0, 0, 0, 0, 0, 0, 1, 2, 2))
             extra = tuple(self.rng.sample(libs, count)) if count else ()
-            proc = _Proc(s(("process", job, name)))
+            proc = _Proc(s("process", job, name))
             self.populate(proc, self.catalogue.files[binary], extra, dead=is_dead)
             procs.append(proc)
         live = [p for p, d in zip(procs, dead, strict=True) if not d]
@@ -373,65 +373,65 @@ class Generator:
         if len(live) >= 2 and rand() < 0.35:
             owner, *peers = self.rng.sample(live, min(len(live), self.between(2, 5)))
             size = self.pick((64, 256, 1024, 4096)) * KB
-            vmo = s(("vmo", size, f"shm:{self._number('shm')}", owner.ref))
-            s(("write", vmo, 0, size * self.between(1, 4) // 4))
-            s(("map", owner.ref, vmo, 0, size, RW, owner.place(rand, size)))
+            vmo = s("vmo", size, f"shm:{self._number('shm')}", owner.ref)
+            s("write", vmo, 0, size * self.between(1, 4) // 4)
+            s("map", owner.ref, vmo, 0, size, RW, owner.place(rand, size))
             for peer in peers:
                 self.share(owner.ref, vmo, peer.ref, SHM_RIGHTS)
                 perms = RW if rand() < 0.5 else R
-                s(("map", peer.ref, vmo, 0, size, perms, peer.place(rand, size)))
+                s("map", peer.ref, vmo, 0, size, perms, peer.place(rand, size))
         for proc, is_dead in zip(procs, dead, strict=True):
             if is_dead:
-                s(("kill", proc.ref))
+                s("kill", proc.ref)
 
     def populate(self, proc: _Proc, binary: Elf, extra: tuple[str, ...], *, dead: bool) -> None:
         """Threads, the vDSO, the binary and its libraries, stacks, heap and extras."""
         s, rand, p = self.emit, self.rand, proc.ref
         self.thread(p, "initial-thread", self.pick(_MAIN_THREAD_STATES))
-        s(("start", p))
+        s("start", p)
         # The vDSO: .rodata then .text, one region; the process keeps its handle.
         addr = proc.place(rand, VDSO_SIZE)
-        vmar = s(("vmar", p, VDSO_SIZE, addr))
-        s(("map", vmar, self.vdso, 0, VDSO_SIZE - PAGE_SIZE, R, addr))
+        vmar = s("vmar", p, VDSO_SIZE, addr)
+        s("map", vmar, self.vdso, 0, VDSO_SIZE - PAGE_SIZE, R, addr)
         text = VDSO_SIZE - PAGE_SIZE
-        s(("map", vmar, self.vdso, text, PAGE_SIZE, RX, addr + text))
-        s(("grant", p, self.vdso, VDSO_RIGHTS))
+        s("map", vmar, self.vdso, text, PAGE_SIZE, RX, addr + text)
+        s("grant", p, self.vdso, VDSO_RIGHTS)
         for elf in (binary, self.catalogue.libc, *(self.catalogue.files[n] for n in extra)):
             self.load(proc, elf)
         # The initial thread's stack is mapped straight into the root VMAR.
-        stack = s(("vmo", STACK_SIZE, "initial-stack", p))
+        stack = s("vmo", STACK_SIZE, "initial-stack", p)
         touched = self.between(1, 4) * PAGE_SIZE
-        s(("write", stack, STACK_SIZE - touched, touched))
-        s(("map", p, stack, 0, STACK_SIZE, RW, proc.place(rand, STACK_SIZE)))
-        s(("close", (p, stack)))
+        s("write", stack, STACK_SIZE - touched, touched)
+        s("map", p, stack, 0, STACK_SIZE, RW, proc.place(rand, STACK_SIZE))
+        s("close", (p, stack))
         # The heap: mostly 2M, sometimes much more; written in a few runs of pages.
         heap_size = 2 * MB << self.pick(
             (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 3, 4, 5, 7)
         )
-        heap = s(("vmo", heap_size, "jemalloc-heap", p))
+        heap = s("vmo", heap_size, "jemalloc-heap", p)
         pages = heap_size // PAGE_SIZE
         at = 0
         for _ in range(self.between(1, 4)):
             if at >= pages:
                 break
             run = self.between(1, max(1, (pages - at) // 16))
-            s(("write", heap, at * PAGE_SIZE, run * PAGE_SIZE))
+            s("write", heap, at * PAGE_SIZE, run * PAGE_SIZE)
             at += run + self.between(1, 64)
-        s(("map", p, heap, 0, heap_size, RW, proc.place(rand, heap_size)))
-        s(("close", (p, heap)))
+        s("map", p, heap, 0, heap_size, RW, proc.place(rand, heap_size))
+        s("close", (p, heap))
         # Other threads, each with a stack region: a guard page, then the mapping.
         for _ in range(self.pick(_EXTRA_THREADS)):
             self.thread(p, f"thread-{self._number('thread')}", self.pick(_THREAD_STATES))
             addr = proc.place(rand, STACK_SIZE + PAGE_SIZE)
-            region = s(("vmar", p, STACK_SIZE + PAGE_SIZE, addr))
-            tstack = s(("vmo", STACK_SIZE, "", p))
+            region = s("vmar", p, STACK_SIZE + PAGE_SIZE, addr)
+            tstack = s("vmo", STACK_SIZE, "", p)
             touched = self.between(1, 8) * PAGE_SIZE
-            s(("write", tstack, STACK_SIZE - touched, touched))
-            s(("map", region, tstack, 0, STACK_SIZE, RW, addr + PAGE_SIZE))
-            s(("close", (p, tstack)))
+            s("write", tstack, STACK_SIZE - touched, touched)
+            s("map", region, tstack, 0, STACK_SIZE, RW, addr + PAGE_SIZE)
+            s("close", (p, tstack))
         self.extras(proc)
         if not dead and rand() < 0.3:
-            s(("channel", p, p))
+            s("channel", p, p)
 
     def extras(self, proc: _Proc) -> None:
         s, rand, p = self.emit, self.rand, proc.ref
@@ -439,58 +439,58 @@ class Generator:
         if roll < 0.15:
             # An anonymous mapping (mmap), partly touched.
             size = self.pick((64, 128, 512, 1024, 8192)) * KB
-            anon = s(("vmo", size, "mmap-anonymous", p))
-            s(("write", anon, 0, PAGE_SIZE * self.between(1, size // PAGE_SIZE // 2)))
-            s(("map", p, anon, 0, size, RW, proc.place(rand, size)))
-            s(("close", (p, anon)))
+            anon = s("vmo", size, "mmap-anonymous", p)
+            s("write", anon, 0, PAGE_SIZE * self.between(1, size // PAGE_SIZE // 2))
+            s("map", p, anon, 0, size, RW, proc.place(rand, size))
+            s("close", (p, anon))
         elif roll < 0.22:
             # A VMO held only by a handle, never mapped: in vmos, not in ps or vmaps.
             size = self.pick((4, 16, 64, 256)) * KB
-            held = s(("vmo", size, self.pick(("vmo:bootdata", "log-buffer", "stack: msg")), p))
-            s(("write", held, 0, PAGE_SIZE * self.between(1, size // PAGE_SIZE)))
+            held = s("vmo", size, self.pick(("vmo:bootdata", "log-buffer", "stack: msg")), p)
+            s("write", held, 0, PAGE_SIZE * self.between(1, size // PAGE_SIZE))
         elif roll < 0.26:
             # One VMO mapped twice in the same process (read-write and read-only views):
             # the 2017 rule counts its pages twice.
             size = self.pick((16, 64, 256)) * KB
-            ring = s(("vmo", size, f"self-dump-thread:{self._number('ring'):#x}", p))
-            s(("write", ring, 0, size // 2))
-            s(("map", p, ring, 0, size, RW, proc.place(rand, size)))
-            s(("map", p, ring, 0, size, R, proc.place(rand, size)))
-            s(("close", (p, ring)))
+            ring = s("vmo", size, f"self-dump-thread:{self._number('ring'):#x}", p)
+            s("write", ring, 0, size // 2)
+            s("map", p, ring, 0, size, RW, proc.place(rand, size))
+            s("map", p, ring, 0, size, R, proc.place(rand, size))
+            s("close", (p, ring))
         elif roll < 0.30:
             # Device registers (drivers): a physical VMO, which uses no RAM.
             size = self.pick((4, 16, 64, 1024)) * KB
             self.paddr += 16 * MB
-            mmio = s(("physical", self.paddr, size, "pci-bar", p))
-            s(("map", p, mmio, 0, size, RW, proc.place(rand, size)))
+            mmio = s("physical", self.paddr, size, "pci-bar", p)
+            s("map", p, mmio, 0, size, RW, proc.place(rand, size))
 
     def load(self, proc: _Proc, elf: Elf) -> None:
         """Map an ELF file the way the 2017 loader did (see the module docstring)."""
         s, p = self.emit, proc.ref
         base = proc.place(self.rand, elf.span)
-        region = s(("vmar", p, elf.span, base))
+        region = s("vmar", p, elf.span, base)
         if elf.shared:
             text: Ref = self.shared[elf.name]
         else:
-            text = s(("clone", self.bootfs, elf.bootfs_offset, elf.file_size, elf.name, p))
-        s(("map", region, text, 0, elf.text, RX, base))
-        data = s(("clone", text, elf.text, elf.rodata + elf.data, f"data:{elf.name}", p))
+            text = s("clone", self.bootfs, elf.bootfs_offset, elf.file_size, elf.name, p)
+        s("map", region, text, 0, elf.text, RX, base)
+        data = s("clone", text, elf.text, elf.rodata + elf.data, f"data:{elf.name}", p)
         addr = base + elf.text + PAGE_SIZE
         if elf.rodata:
             # RELRO: relocations touched every read-only page before it was protected.
-            s(("write", data, 0, elf.rodata))
-            s(("map", region, data, 0, elf.rodata, R, addr))
+            s("write", data, 0, elf.rodata)
+            s("map", region, data, 0, elf.rodata, R, addr)
             addr += elf.rodata
-        s(("write", data, elf.rodata, PAGE_SIZE * self.between(1, elf.data // PAGE_SIZE)))
-        s(("map", region, data, elf.rodata, elf.data, RW, addr))
-        s(("close", (p, data)))
+        s("write", data, elf.rodata, PAGE_SIZE * self.between(1, elf.data // PAGE_SIZE))
+        s("map", region, data, elf.rodata, elf.data, RW, addr)
+        s("close", (p, data))
         if not elf.shared:
-            s(("close", (p, text)))
+            s("close", (p, text))
         if elf.bss:
-            bss = s(("vmo", elf.bss, f"bss:{elf.name}", p))
-            s(("write", bss, 0, PAGE_SIZE * self.between(1, elf.bss // PAGE_SIZE)))
-            s(("map", region, bss, 0, elf.bss, RW, addr + elf.data))
-            s(("close", (p, bss)))
+            bss = s("vmo", elf.bss, f"bss:{elf.name}", p)
+            s("write", bss, 0, PAGE_SIZE * self.between(1, elf.bss // PAGE_SIZE))
+            s("map", region, bss, 0, elf.bss, RW, addr + elf.data)
+            s("close", (p, bss))
 
 
 # --------------------------------------------------------------------------- entry points

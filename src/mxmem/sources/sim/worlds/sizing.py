@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any
 
 from mxmem.sources.sim.kernel import HEAP_CHUNK_PAGES, HEAP_COST, PAGE_SIZE, pages_for
-from mxmem.sources.sim.worlds.program import Op
 
 __all__ = ["Counter"]
 
@@ -65,8 +64,8 @@ class Counter:
             "channel": self._channel,
         }
 
-    def __call__(self, op: Op) -> Any:
-        return self._run[op[0]](*op[1:])
+    def __call__(self, kind: str, *args: Any) -> Any:
+        return self._run[kind](*args)
 
     def total_pages(self) -> int:
         chunks = -(-self.heap_bytes // (HEAP_CHUNK_PAGES * PAGE_SIZE)) + 1

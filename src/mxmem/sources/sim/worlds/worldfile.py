@@ -325,7 +325,7 @@ def _run_op(
             raise BadOp(f"unknown key {key!r} (takes: {', '.join(keys)})")
     new = _new_names(kind, op, names)
     args = OpArgs(op, names)
-    result = machine(OPS[kind][0](args)) if kind in OPS else macros[kind][0](machine, args)
+    result = machine(*OPS[kind][0](args)) if kind in OPS else macros[kind][0](machine, args)
     results = result if isinstance(result, tuple) else (result,)
     names.update(zip(new, results, strict=False))
 
