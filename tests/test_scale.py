@@ -14,6 +14,7 @@ from mxmem.sources import open_source
 from mxmem.sources.sim import PAGE_SIZE, Kernel, SimSource
 from mxmem.sources.sim.kernel import PageState
 from mxmem.sources.sim.worlds import scale
+from mxmem.sources.sim.worlds.sizing import Counter
 
 K = 1024
 M = K * K
@@ -196,7 +197,7 @@ def test_memory_fits_and_adds_up(n: int) -> None:
 
 def test_the_counting_pass_is_exact_for_pages_and_bounds_tables() -> None:
     # 19 processes: no dead one, so no page is ever freed and the count is exact.
-    counter = scale.Counter()
+    counter = Counter()
     scale.Generator(counter, 19, 5).run()
     kernel = scale.build(19, 5)
     assert kernel.pmm.counts[PageState.OBJECT] == counter.vmo_pages

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import random
+import tomllib
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from mxmem.sources.sim import Kernel
-from mxmem.sources.sim.worlds import build
+from mxmem.sources.sim import KERNEL, Kernel
+from mxmem.sources.sim.kernel import KObject, SimProcess, SimVmar
+from mxmem.sources.sim.worlds import build, doc, program, scale
+from mxmem.sources.sim.worlds.program import HandleRef, Machine
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "worlds" / "small-system.toml"
 
@@ -82,3 +87,83 @@ PINS = {
 @pytest.mark.parametrize("spec", list(PINS))
 def test_world_builds_the_pinned_kernel(spec: str) -> None:
     assert fingerprint(build(spec)) == PINS[spec]
+
+
+# --------------------------------------------------------------------------- one loader
+
+
+Recording = tuple[list[tuple[str, tuple[object, ...], object]], dict[int, int]]
+
+
+def _replay(recording: Recording, original: Kernel, kernel: Kernel) -> Kernel:
+    """Run recorded ops again on ``kernel``, each old result standing for the new one (and
+    the root job and each process's root VMAR, which the kernel makes, for theirs)."""
+    ops, roots = recording
+    new: dict[int, object] = {id(KERNEL): KERNEL, id(original.root_job): kernel.root_job}
+    machine = Machine(kernel)
+
+    def remap(arg: object) -> object:
+        if isinstance(arg, tuple):
+            return tuple(remap(a) for a in arg)
+        if isinstance(arg, HandleRef):
+            process = remap(arg.process)
+            assert isinstance(process, SimProcess)
+            return HandleRef(process, arg.value)
+        if isinstance(arg, KObject | SimVmar):
+            return new[id(arg)]
+        return arg
+
+    for kind, args, result in ops:
+        got = machine(kind, *(remap(a) for a in args))
+        if isinstance(result, tuple) and isinstance(got, tuple):
+            new.update(zip((id(r) for r in result), got, strict=True))
+        elif result is not None:
+            new[id(result)] = got
+        if isinstance(got, SimProcess):
+            assert got.aspace is not None
+            new[roots[id(result)]] = got.aspace.root
+    return kernel
+
+
+def _record(
+    monkeypatch: pytest.MonkeyPatch, build_world: Callable[[], Kernel]
+) -> tuple[Kernel, Recording]:
+    """Build a world, recording every op the one interpreter (program.Machine) runs, and
+    the root VMAR of each process it made (ids: the objects stay alive in the ops)."""
+    ops: list[tuple[str, tuple[object, ...], object]] = []
+    roots: dict[int, int] = {}
+    for kind, handler in list(program.RUN.items()):
+
+        def recorded(k: Kernel, *args: object, _kind: str = kind, _run: Any = handler) -> object:
+            result = _run(k, *args)
+            ops.append((_kind, args, result))
+            if isinstance(result, SimProcess) and result.aspace is not None:
+                roots[id(result)] = id(result.aspace.root)
+            return result
+
+        monkeypatch.setitem(program.RUN, kind, recorded)
+    kernel = build_world()
+    monkeypatch.undo()
+    return kernel, (ops, roots)
+
+
+@pytest.mark.parametrize("spec", ["doc", "doc-vmaps", "doc-vmos", "scale:40"])
+def test_every_world_is_its_program_of_ops(monkeypatch: pytest.MonkeyPatch, spec: str) -> None:
+    # Every built-in world drives the kernel only through program.Machine: the ops it
+    # ran, replayed on a freshly booted kernel of the same settings, build the same kernel.
+    original, recording = _record(monkeypatch, lambda: build(spec))
+    assert recording[0]
+    if spec.startswith("scale:"):
+        fresh = Kernel(scale.memory_for(40), wired_bytes=scale.WIRED_BYTES)
+    else:
+        fresh = Kernel(doc.MEMORY_BYTES, wired_bytes=doc.WIRED_BYTES, first_koid=doc.ROOT_JOB)
+    assert fingerprint(_replay(recording, original, fresh)) == fingerprint(original)
+
+
+def test_a_world_file_runs_through_the_same_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each op of the file is one op of the machine, of the same kind.
+    world = tomllib.loads(EXAMPLE.read_text())
+    original, recording = _record(monkeypatch, lambda: build(str(EXAMPLE)))
+    assert [kind for kind, _, _ in recording[0]] == [op["op"] for op in world["ops"]]
+    fresh = Kernel(256 << 20, wired_bytes=16 << 20, first_koid=1024)
+    assert fingerprint(_replay(recording, original, fresh)) == fingerprint(original)
