@@ -1,7 +1,10 @@
 """Built-in worlds of the simulated kernel, world files, and the scale generator.
 
-A world is a function that boots a :class:`Kernel` and drives it with ordinary kernel
-operations; nothing is canned output.
+A world boots a :class:`Kernel` and drives it with ordinary kernel operations; nothing is
+canned output. Every world is a program of ops in one vocabulary, run by one interpreter
+(``program.py``): world files (``worldfile.py``) and the doc's worlds (``doc.py``, with
+the 2017 loader in ``launchpad.py``) through the world-file loader, scale worlds
+(``scale.py``) straight from their generator.
 """
 
 from __future__ import annotations

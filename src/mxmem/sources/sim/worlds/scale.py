@@ -1,7 +1,8 @@
 """The scale world: ``scale:N[:SEED]``, a Magenta system with N processes.
 
-The world is built only with kernel operations, like every world, and is the same for the
-same ``(N, SEED)``. It looks like the 2017 system of the seed document, grown:
+The world is built only with kernel operations, like every world: :class:`Generator` is
+its program, a stream of the ops of ``program.py``, the same for the same ``(N, SEED)``.
+It looks like the 2017 system of the seed document, grown:
 
 * the root job holds ``bin/devmgr`` (which also plays the loader service, holding the
   shared library VMOs) and three system jobs — ``magenta-drivers``, ``magenta-services``
@@ -20,7 +21,7 @@ same ``(N, SEED)``. It looks like the 2017 system of the seed document, grown:
 
 Addresses are random (ASLR) and every top-level region gets its own random place, so the
 page-table cost per process is realistic too. The kernel's memory is sized from a first,
-counting pass over the same generator, so the world always fits.
+counting pass of the same ops through ``sizing.Counter``, so the world always fits.
 """
 
 from __future__ import annotations
