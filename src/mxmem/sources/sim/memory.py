@@ -74,8 +74,8 @@ class KernelMemory:
         return -(-short // chunk) * HEAP_CHUNK_PAGES
 
     def _heap_alloc(self, nbytes: int) -> None:
-        grow = self._heap_need(nbytes)
-        if grow:
+        if self.heap_allocated + nbytes > self.heap_pages * PAGE_SIZE:  # it must grow
+            grow = self._heap_need(nbytes)
             self.pmm.alloc(PageState.HEAP, grow)
             self.heap_vmo.pages |= ((1 << grow) - 1) << self.heap_pages
             self.heap_pages += grow
@@ -90,11 +90,14 @@ class KernelMemory:
         """Fail now, before changing anything, unless the heap can pay for objects of
         ``keys``, ``extra_pages`` more pages fit and an explicit ``koid`` is not stale:
         operations are all-or-nothing."""
-        self._check_koid(koid)
+        if koid is not None:
+            self._check_koid(koid)
         nbytes = 0
         for key in keys:
             nbytes += HEAP_COST[key]
-        self.pmm.check(self._heap_need(nbytes) + extra_pages)
+        # With room in the heap and no pages wanted, there is nothing that could fail.
+        if extra_pages or self.heap_allocated + nbytes > self.heap_pages * PAGE_SIZE:
+            self.pmm.check(self._heap_need(nbytes) + extra_pages)
 
     def _charge(self, key: str, extra_pages: int = 0, koid: int | None = None) -> None:
         """Allocate heap for one object, checking ``extra_pages`` more will fit too."""

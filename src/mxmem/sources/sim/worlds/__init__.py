@@ -39,13 +39,13 @@ def build(spec: str) -> Kernel:
 
     Raises ``KeyError`` with a one-line message for an unknown spec.
     """
-    registry = _registry()
-    if spec in registry:
-        return registry[spec].build()
-    if spec.startswith("scale:"):
+    if spec.startswith("scale:"):  # first: a scale world needs none of the doc's loader
         from mxmem.sources.sim.worlds import scale
 
         return scale.build_spec(spec)
+    registry = _registry()
+    if spec in registry:
+        return registry[spec].build()
     path = Path(spec)
     if path.suffix.lower() in (".toml", ".json") or path.exists():
         from mxmem.sources.sim.worlds import worldfile

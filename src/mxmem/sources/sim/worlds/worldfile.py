@@ -19,8 +19,6 @@ through the 2017 loader this way).
 
 from __future__ import annotations
 
-import json
-import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -367,6 +365,10 @@ def run(
 
 def loads(text: str, source: str, *, json_format: bool = False) -> SimKernel:
     """Build the world described by ``text``; ``source`` names it in error messages."""
+    # Here, not at the top: the doc's worlds run through this module and parse no text.
+    import json
+    import tomllib
+
     try:
         doc: object = json.loads(text) if json_format else tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
