@@ -53,7 +53,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mxmem.model import ObjType, Perm, Rights, ThreadState
+from mxmem.model import ObjType, Perm, Rights
 from mxmem.sources.sim.kernel import (
     Kernel,
     KObject,
@@ -122,12 +122,6 @@ def _start(k: Kernel, process: SimProcess | None, thread: SimThread | None = Non
         k.thread_start(thread)
 
 
-def _thread_state(k: Kernel, thread: SimThread, state: ThreadState) -> None:
-    k.thread_set_state(thread, state)
-
-
-def _kill(k: Kernel, process: SimProcess) -> None:
-    k.process_kill(process)
 
 
 def _vmo(
@@ -166,24 +160,9 @@ def _clone(
     return k.vmo_clone(vmo, offset, size, name, owner=owner, koid=koid, rights=rights)
 
 
-def _write(k: Kernel, vmo: SimVmo, offset: int, length: int) -> None:
-    k.vmo_write(vmo, offset, length)
 
 
-def _decommit(k: Kernel, vmo: SimVmo, offset: int, length: int) -> None:
-    k.vmo_decommit(vmo, offset, length)
 
-
-def _resize(k: Kernel, vmo: SimVmo, size: int) -> None:
-    k.vmo_set_size(vmo, size)
-
-
-def _rename(k: Kernel, vmo: SimVmo, name: str) -> None:
-    k.vmo_set_name(vmo, name)
-
-
-def _release(k: Kernel, vmo: SimVmo) -> None:
-    k.kernel_release(vmo)
 
 
 def _new_vmar(
@@ -197,9 +176,6 @@ def _new_vmar(
     return k.vmar_allocate(_vmar(parent), size, addr=addr, name=name, koid=koid)
 
 
-def _vmar_destroy(k: Kernel, vmar: SimVmar) -> None:
-    k.vmar_destroy(vmar)
-
 
 def _map(
     k: Kernel,
@@ -210,25 +186,16 @@ def _map(
     perms: int = Perm.READ | Perm.WRITE,
     addr: int | None = None,
 ) -> object:
-    return k.vmar_map(_vmar(vmar), vmo, vmo_offset=offset, size=size, perms=perms, addr=addr)
+    if isinstance(vmar, SimProcess):
+        vmar = _vmar(vmar)
+    return k.vmar_map(vmar, vmo, vmo_offset=offset, size=size, perms=perms, addr=addr)
 
 
-def _unmap(k: Kernel, vmar: SimVmar, addr: int, size: int) -> None:
-    k.vmar_unmap(vmar, addr, size)
-
-
-def _protect(k: Kernel, vmar: SimVmar, addr: int, size: int, perms: int) -> None:
-    k.vmar_protect(vmar, addr, size, perms)
 
 
 def _object(k: Kernel, process: SimProcess, type: ObjType, koid: int | None = None) -> KObject:
     return k.object_create(process, type, koid=koid)
 
-
-def _channel(
-    k: Kernel, process: SimProcess, peer: SimProcess | None = None
-) -> tuple[KObject, KObject]:
-    return k.channel_create(process, peer)
 
 
 def _grant(k: Kernel, process: SimProcess, obj: KObject, rights: int) -> HandleRef:
@@ -249,30 +216,31 @@ def _close(k: Kernel, handle: Handle) -> None:
     k.handle_close(*_handle(k, handle))
 
 
-#: What each kind of op does to a kernel.
+#: What each kind of op does to a kernel. Where an op is exactly a kernel operation, it is
+#: that operation, with no call in between (scale worlds run millions of ops).
 RUN: dict[str, Callable[..., object]] = {
     "job": _job,
     "process": _process,
     "thread": _thread,
     "start": _start,
-    "thread_state": _thread_state,
-    "kill": _kill,
+    "thread_state": Kernel.thread_set_state,
+    "kill": Kernel.process_kill,
     "vmo": _vmo,
     "physical": _physical,
     "clone": _clone,
-    "write": _write,
-    "commit": _write,
-    "decommit": _decommit,
-    "resize": _resize,
-    "rename": _rename,
-    "release": _release,
+    "write": Kernel.vmo_write,
+    "commit": Kernel.vmo_write,
+    "decommit": Kernel.vmo_decommit,
+    "resize": Kernel.vmo_set_size,
+    "rename": Kernel.vmo_set_name,
+    "release": Kernel.kernel_release,
     "vmar": _new_vmar,
-    "vmar_destroy": _vmar_destroy,
+    "vmar_destroy": Kernel.vmar_destroy,
     "map": _map,
-    "unmap": _unmap,
-    "protect": _protect,
+    "unmap": Kernel.vmar_unmap,
+    "protect": Kernel.vmar_protect,
     "object": _object,
-    "channel": _channel,
+    "channel": Kernel.channel_create,
     "grant": _grant,
     "duplicate": _duplicate,
     "transfer": _transfer,
