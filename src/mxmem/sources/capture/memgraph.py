@@ -98,11 +98,15 @@ class _Reader(Checker):
         return self.int_(int(digits), place)
 
 
+# Names of the Rights enum that are sets of rights, not a right a handle lists.
+_NOT_RIGHTS = ("NONE", "DEFAULT_VMO")
+
+
 def _rights(reader: _Reader, value: object, place: str) -> int:
     rights = 0
     for i, name in enumerate(reader.list_(value, place)):
         text = reader.str_(name, f"{place}[{i}]")
-        if text not in Rights.__members__ or text in ("NONE", "DEFAULT_VMO"):
+        if text not in Rights.__members__ or text in _NOT_RIGHTS:
             reader.fail(f"{place}[{i}]", f"unknown right {json.dumps(text)[:40]}")
         rights |= Rights[text]
     return rights
@@ -257,12 +261,11 @@ def _vmos(
         # A large memgraph has a million entries: a well-formed one takes this fast path,
         # which builds no error places; anything else goes the checked way below, which
         # names the first problem.
-        fast = _fast_entry(entry_value, ref_value, rights_of)
+        fast = _fast_entry(entry_value, ref_value, rights_of, raw_vmos)
         if fast is not None:
-            vmo, via_name, rights = fast
-            key: object = vmo.koid if vmo.koid else vmo
-            if key not in raw_vmos:
-                raw_vmos[key] = (vmo, f"{place}.vmos[{n}]")
+            key, new, via_name, rights = fast
+            if new is not None:
+                raw_vmos[key] = (new, place)
             process.refs.append((key, via_name, rights))
             continue
         where = f"{place}.vmos[{n}]"
@@ -298,11 +301,15 @@ def _vmos(
 
 
 def _fast_entry(
-    entry: object, ref: object, rights_of: dict[tuple[str, ...], int]
-) -> tuple[Vmo, str, int] | None:
-    """A ``vmos`` entry and its ``vmo_refs`` entry when both are well formed (the VMO,
-    ``"HANDLE"`` or ``"MAPPING"``, the rights), else None: the caller then checks them one
-    by one for the error message. ``rights_of`` caches rights lists already seen."""
+    entry: object,
+    ref: object,
+    rights_of: dict[tuple[str, ...], int],
+    known: dict[object, tuple[Vmo, str]],
+) -> tuple[object, Vmo | None, str, int] | None:
+    """A ``vmos`` entry and its ``vmo_refs`` entry when both are well formed (the VMO's
+    key, the VMO when ``known`` does not have it yet, ``"HANDLE"`` or ``"MAPPING"``, the
+    rights), else None: the caller then checks them one by one for the error message.
+    ``rights_of`` caches rights lists already seen."""
     if type(entry) is not dict or type(ref) is not dict:
         return None
     try:
@@ -334,30 +341,25 @@ def _fast_entry(
         names = ref.get("handle_rights", [])
         if type(names) is not list or not all(type(r) is str for r in names):
             return None
-        key = tuple(names)
-        cached = rights_of.get(key)
+        listed = tuple(names)
+        cached = rights_of.get(listed)
         if cached is None:
-            if not all(r in Rights.__members__ and r not in ("NONE", "DEFAULT_VMO") for r in key):
+            if not all(r in Rights.__members__ and r not in _NOT_RIGHTS for r in listed):
                 return None
             cached = 0
-            for r in key:
+            for r in listed:
                 cached |= Rights[r]
-            rights_of[key] = cached
+            rights_of[listed] = cached
         rights = cached
     else:
         return None
-    vmo = Vmo(
-        koid=koid,
-        name=name,
-        size_bytes=size,
-        committed_bytes=committed,
-        parent_koid=parent or None,  # memgraph's "no parent" is 0
-        num_children=children,
-        num_mappings=mappings,
-        share_count=share,
-        kernel_only=koid == 0,
-    )
-    return vmo, via[0], rights
+    if koid and koid in known:  # a VMO listed by an earlier entry: built once
+        return koid, None, via[0], rights
+    # memgraph's "no parent" is 0; a kernel-only VMO (koid 0) is told apart by its figures.
+    vmo = Vmo(koid, name, size, committed, parent or None, children, mappings, share,
+              False, koid == 0)  # fmt: skip
+    key: object = koid if koid else vmo
+    return key, (None if key in known else vmo), via[0], rights
 
 
 def _build(
