@@ -26,8 +26,9 @@ made-up zero.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import NamedTuple
 
 from mxmem.accounting.exact import Attribution, attribute
 from mxmem.accounting.fuchsia import snapshot_summary
@@ -99,8 +100,7 @@ def rule_for(snapshot: Snapshot, attribution: str) -> str:
     return "fuchsia" if carries_vmo_lists(snapshot) else "2017"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskFigures:
+class TaskFigures(NamedTuple):
     """One process's or job's figures, in whole bytes.
 
     ``total`` is the rule's headline: PSS (2017, fuchsia: private + scaled shared) or
@@ -110,6 +110,9 @@ class TaskFigures:
     where the source cannot tell). ``swap``: SwapPss (2017) or its share of swap
     (exact); not in ``total``. ``unknown`` (jobs): processes below whose figures are
     unknown, left out of the sums; ``known``: those whose figures are in them.
+
+    A named tuple, not a dataclass: one is made per process, and a frozen dataclass's
+    initialiser costs several times a tuple's.
     """
 
     total: int = 0
@@ -127,21 +130,6 @@ class TaskFigures:
         """A job with processes below whose figures are all unknown: its sums are
         unknown too (printed ``?``), not 0."""
         return self.unknown > 0 and self.known == 0
-
-    def __add__(self, other: TaskFigures) -> TaskFigures:
-        kernel = None
-        if self.kernel is not None or other.kernel is not None:
-            kernel = (self.kernel or 0) + (other.kernel or 0)
-        return TaskFigures(
-            total=self.total + other.total,
-            private=self.private + other.private,
-            shared=self.shared + other.shared,
-            kernel=kernel,
-            estimated=self.estimated + other.estimated,
-            swap=self.swap + other.swap,
-            unknown=self.unknown + other.unknown,
-            known=self.known + other.known,
-        )
 
 
 ZERO = TaskFigures()
@@ -205,22 +193,51 @@ def _roll_up(
     snapshot: Snapshot, processes: Mapping[int, TaskFigures | None]
 ) -> dict[int, TaskFigures]:
     """Each job's sums over its subtree's known processes; ``unknown`` and ``known``
-    count the processes left out and summed."""
-    own: dict[int, TaskFigures] = {}
-    for koid, figs in processes.items():
-        process = snapshot.processes.get(koid)
-        if process is None:
+    count the processes left out and summed. ``kernel`` stays ``None`` where no process
+    below tells it."""
+    # Plain integer sums per job (total, private, shared, kernel, kernel told, estimated,
+    # swap, unknown, known): one TaskFigures per job at the end, not one per addition.
+    own: dict[int, list[int]] = {}
+    for koid, process in snapshot.processes.items():
+        if koid not in processes:
             continue
-        job = process.job_koid
-        add = TaskFigures(unknown=1) if figs is None else replace(figs, known=1)
-        own[job] = own[job] + add if job in own else add
-    sums: dict[int, TaskFigures] = dict.fromkeys(snapshot.jobs, ZERO)
+        figs = processes[koid]
+        sums = own.get(process.job_koid)
+        if sums is None:
+            sums = own[process.job_koid] = [0] * 9
+        if figs is None:
+            sums[7] += 1
+            continue
+        sums[0] += figs.total
+        sums[1] += figs.private
+        sums[2] += figs.shared
+        if figs.kernel is not None:
+            sums[3] += figs.kernel
+            sums[4] = 1
+        sums[5] += figs.estimated
+        sums[6] += figs.swap
+        sums[8] += 1
+    totals: dict[int, list[int]] = {koid: [0] * 9 for koid in snapshot.jobs}
     # Each job's own sums are added to it and its ancestors: the same totals as adding
     # every process to every ancestor, for a fraction of the work.
-    for job_koid, add in own.items():
+    for job_koid, sums in own.items():
         for ancestor in snapshot.ancestors(job_koid):
-            sums[ancestor] = sums[ancestor] + add
-    return sums
+            into = totals[ancestor]
+            for i in range(9):
+                into[i] += sums[i]  # into[4] > 0: some process below tells its kernel
+    return {
+        koid: TaskFigures(
+            total=t[0],
+            private=t[1],
+            shared=t[2],
+            kernel=t[3] if t[4] else None,
+            estimated=t[5],
+            swap=t[6],
+            unknown=t[7],
+            known=t[8],
+        )
+        for koid, t in totals.items()
+    }
 
 
 def _magenta2017(snapshot: Snapshot) -> Figures:
@@ -238,19 +255,19 @@ def stats_figures(snapshot: Snapshot, stats: Mapping[int, TaskStats | None]) -> 
     processes: dict[int, TaskFigures | None] = {}
     measured: set[int] = set()
     reports_swap = False
-    for koid, mine in stats.items():
-        process = snapshot.processes.get(koid)
-        if mine is None or process is None:
+    # Positional construction and plain-dict lookups: this runs once per process.
+    for koid, process in snapshot.processes.items():
+        mine = stats.get(koid)
+        if mine is None:
             processes[koid] = None
             continue
         reports_swap = reports_swap or process.stats is not None
         if not process.kernel_thread:
             measured.add(koid)
+        private = mine.private_bytes
+        total = private + mine.scaled_shared_bytes
         processes[koid] = TaskFigures(
-            total=mine.pss_bytes,
-            private=mine.private_bytes,
-            shared=mine.shared_bytes,
-            swap=mine.swap_pss_bytes,
+            total, private, mine.shared_bytes, None, (), 0, mine.swap_pss_bytes
         )
     return Figures(
         rule="2017",
@@ -396,7 +413,7 @@ def exact_figures(snapshot: Snapshot, attribution: Attribution) -> Figures:
     measured = frozenset(k for k in attribution.processes if k in listed)
     jobs = _roll_up(snapshot, processes)
     if kernel_known:  # a job with no process below caused no kernel memory
-        jobs = {k: j if j.kernel is not None else replace(j, kernel=0) for k, j in jobs.items()}
+        jobs = {k: j if j.kernel is not None else j._replace(kernel=0) for k, j in jobs.items()}
     return Figures(
         rule="exact",
         processes=processes,

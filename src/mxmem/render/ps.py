@@ -145,19 +145,20 @@ def ps_rows(
 
 
 def _cells(row: PsRow, columns: tuple[Column, ...], units: str) -> list[str]:
+    figs = row.figures
+    if row.type == "p" and figs is not None and not row.blank:  # most rows
+        return [
+            "?" if (v := col.value(figs)) is None else format_size(v, units) for col in columns
+        ]
     if row.type == "t" or row.blank:
         return [""] * len(columns)
-    if row.figures is None:
+    if figs is None:
         # Unknown (e.g. unreadable), not zero; a job's blank columns stay blank.
         return ["?" if col.jobs or row.type != "j" else "" for col in columns]
-    cells: list[str] = []
-    for col in columns:
-        value = None if row.type == "j" and not col.jobs else col.value(row.figures)
-        if value is None:
-            cells.append("" if row.type == "j" and not col.jobs else "?")
-        else:
-            cells.append(format_size(value, units))
-    return cells
+    return [
+        "" if not col.jobs else "?" if (v := col.value(figs)) is None else format_size(v, units)
+        for col in columns
+    ]
 
 
 def write_ps(
@@ -181,19 +182,19 @@ def write_ps(
     # other cell is "%7s".
     id_w = max((2 * r.depth + 2 + len(str(r.koid)) for r in rows), default=0)
     names = [col.header for col in columns] + ["STATE"] * threads
-    header = f"{'TASK':<{id_w}} " + "".join(f"{n:>7} " for n in names) + "NAME\n"
+    header = f"{'TASK':<{id_w}} " + "".join([f"{n:>7} " for n in names]) + "NAME\n"
     lines = [header]
     for row in rows:
         cells = _cells(row, columns, units)
         if threads:
             cells.append(row.state or "")
         cell = " " * (2 * row.depth) + f"{row.type}:{row.koid}"
-        sizes = "".join(f"{c:>7} " for c in cells)
+        sizes = "".join([f"{c:>7} " for c in cells])
         lines.append(f"{cell:<{id_w}} {sizes}{safe_text(row.name)}\n")
     lines.append(header)
     if system is not None:
         lines.append("\n")
-        lines.extend(f"{line}\n" for line in summary_lines(system, units=units, scope=scope))
+        lines.extend(f"{text}\n" for text in summary_lines(system, units=units, scope=scope))
     out.write("".join(lines))
 
 
