@@ -33,7 +33,7 @@ from typing import NamedTuple
 from mxmem.accounting.exact import Attribution, attribute
 from mxmem.accounting.fuchsia import snapshot_summary
 from mxmem.accounting.magenta2017 import process_stats, share_counts
-from mxmem.accounting.rounding import integer_parts, parts_to_target
+from mxmem.accounting.rounding import exact_sum, integer_parts, parts_to_target
 from mxmem.errors import MxmemError
 from mxmem.model import Level, Process, Snapshot, TaskStats
 
@@ -403,7 +403,8 @@ def exact_figures(snapshot: Snapshot, attribution: Attribution) -> Figures:
         processes_bytes=processes_bytes,
         categories=tuple(item for item in unowned if item[1]),
         residual_bytes=residual,
-        has_residual=attribution.residual != 0 or residual != 0,
+        # The exact parts' own residual, which can round to 0 bytes and is still shown.
+        has_residual=residual != 0 or exact_sum(v for _, v in parts) != attribution.total_bytes,
         swap_bytes=sum(f.swap for f in processes.values() if f is not None),
         uses_estimates=any(f.estimated for f in processes.values() if f is not None),
         kernel_known=kernel_known,

@@ -17,7 +17,18 @@ K = TypeVar("K", bound=Any)
 
 _ZERO = Fraction(0)
 
-__all__ = ["integer_parts", "parts_to_target"]
+__all__ = ["exact_sum", "integer_parts", "parts_to_target"]
+
+
+def exact_sum(values: Iterable[Fraction]) -> Fraction:
+    """The exact sum of many fractions: numerators added per denominator (shares have
+    a handful of distinct denominators), then one Fraction, instead of one normalising
+    Fraction addition per value."""
+    by_denominator: dict[int, int] = {}
+    for value in values:
+        d = value.denominator
+        by_denominator[d] = by_denominator.get(d, 0) + value.numerator
+    return sum((Fraction(n, d) for d, n in by_denominator.items()), _ZERO)
 
 
 def integer_parts(parts: Iterable[tuple[K, Fraction]]) -> dict[K, int]:
