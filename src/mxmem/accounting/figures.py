@@ -19,8 +19,8 @@ to processes before categories, then by koid, then by column), so a process's to
 the sum of its printed parts, a job's the sum of its subtree's processes, and the
 system's lines add up to its total. Job roll-ups happen once, here, the same way for
 every rule: a job sums every process of its subtree whose figures are known; a job
-with processes below it none of which is known has unknown figures (``None``), never a
-made-up zero.
+with processes below it none of which is known is :attr:`TaskFigures.all_unknown`
+(printed ``?``), never a made-up zero.
 """
 
 from __future__ import annotations

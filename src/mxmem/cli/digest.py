@@ -45,9 +45,11 @@ Group memory into named buckets, as Fuchsia's memory digest does.
                   (exact bytes)
 Each VMO goes to the first bucket (in file order) that matches it through any
 process referencing it. Buckets are sorted by size, largest first (ties keep
-file order), then come Undigested (VMOs no bucket claimed), Orphaned (the
-kernel's VMO total minus the VMOs' committed bytes), Kernel (wired + heap +
-mmu + ipc + other) and Free.
+file order), then come Undigested (VMOs no bucket claimed, but the kernel's
+own), Orphaned (the kernel's VMO total minus those VMOs' committed bytes),
+Kernel (wired + heap + mmu + ipc + other), Free and, where the kernel's figures
+leave part of the total, Residual. The table ends with the Total the rows add
+up to, then each process's undigested memory (name[koid]), largest first.
  --attribution=exact
                   size each VMO by its exact attributed bytes (every page
                   once), then Undigested (the rest of the processes' VMO
