@@ -160,8 +160,8 @@ def test_capture_to_stdout_and_format_told_by_content(
 def test_capture_usage() -> None:
     live = open_source("sim:doc")
     code, out, err = capture([], live)
-    assert (code, out) == (1, "")
-    assert err.startswith("capture: -o FILE is required\nUsage: capture -o FILE\n")
+    assert (code, out) == (2, "")
+    assert err == "capture: -o FILE is required; see `mxmem capture --help`\n"
     code, out, err = capture(["--help"], live)
     assert (code, err) == (0, "") and out.startswith("Usage: capture -o FILE\n")
 

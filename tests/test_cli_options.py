@@ -49,11 +49,6 @@ HELP_STARTS = {
 }
 
 
-# The tools that read their options through the layer: all but treemap and capture, which
-# the treemap branch is rewriting (they join when it lands).
-LAYERED = sorted(set(TOOLS) - {"treemap", "capture"})
-
-
 def test_every_tool_is_covered() -> None:
     assert set(SPELLINGS) == set(HELP_STARTS) == set(TOOLS)
 
@@ -70,7 +65,7 @@ def test_help_on_stdout_exit_0(capsys: Capsys, tool: str, flag: str) -> None:
 @pytest.mark.parametrize(
     "misplaced", [["--sim"], ["--sim=doc"], ["--host"], ["--capture=x.json"], ["--capture", "x"]]
 )
-@pytest.mark.parametrize("tool", LAYERED)
+@pytest.mark.parametrize("tool", sorted(TOOLS))
 def test_a_source_option_after_the_tool_gets_a_hint(
     capsys: Capsys, tool: str, misplaced: list[str]
 ) -> None:
@@ -83,7 +78,7 @@ def test_a_source_option_after_the_tool_gets_a_hint(
     )
 
 
-@pytest.mark.parametrize("tool", LAYERED)
+@pytest.mark.parametrize("tool", sorted(TOOLS))
 def test_an_unknown_option_is_a_usage_error(capsys: Capsys, tool: str) -> None:
     assert main([NO_WORLD, tool, "--no-such-option"]) == EXIT_USAGE
     out, err = capsys.readouterr()
@@ -93,7 +88,7 @@ def test_an_unknown_option_is_a_usage_error(capsys: Capsys, tool: str) -> None:
         assert err
 
 
-@pytest.mark.parametrize("tool", [t for t in LAYERED if SPELLINGS[t] is not None])
+@pytest.mark.parametrize("tool", sorted(t for t, s in SPELLINGS.items() if s is not None))
 def test_option_spellings_are_equivalent(capsys: Capsys, tool: str) -> None:
     spellings = SPELLINGS[tool]
     assert spellings is not None

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from mxmem.cli.common import Tool
+from mxmem.cli.options import ATTRIBUTION_OPT, Grammar, Opt, parse, usage_error
 from mxmem.cli.outfile import check_output, write_file
 from mxmem.model import Level
-from mxmem.render.text import safe_text
 from mxmem.sources import Source
 from mxmem.sources.capture.snapshot_file import dumps
 
@@ -39,46 +39,19 @@ Options:
 _LEVELS = {"2017": Level.FULL, "exact": Level.PAGES}
 
 
+GRAMMAR = Grammar("capture", HELP, (Opt("output", "o", "output", value=True), ATTRIBUTION_OPT))
+
+
 def _parse(args: Sequence[str], out: TextIO, err: TextIO) -> tuple[str, Level] | int:
     """The output path and the level to save, or the exit code when the tool is done
     (help or an error)."""
-    path: str | None = None
-    level = Level.FULL
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg in ("-h", "--help"):
-            out.write(HELP)
-            return 0
-        if arg.startswith("--attribution="):
-            value = arg[len("--attribution=") :]
-            if value not in _LEVELS:
-                err.write(
-                    f"capture: unknown attribution '{safe_text(value)}' (2017 or exact)\n{HELP}"
-                )
-                return 1
-            level = _LEVELS[value]
-            i += 1
-            continue
-        if arg in ("-o", "--output"):
-            if i + 1 == len(args):
-                err.write(f"capture: {arg} needs a file name\n{HELP}")
-                return 1
-            path = args[i + 1]
-            i += 2
-            continue
-        if arg.startswith("-o") and len(arg) > 2:
-            path = arg[2:]
-        elif arg.startswith("--output="):
-            path = arg[len("--output=") :]
-        else:
-            err.write(f"capture: unexpected argument '{safe_text(arg)}'\n{HELP}")
-            return 1
-        i += 1
+    parsed = parse(GRAMMAR, args, out, err)
+    if isinstance(parsed, int):
+        return parsed
+    path = parsed.values.get("output")
     if not path:
-        err.write(f"capture: -o FILE is required\n{HELP}")
-        return 1
-    return path, level
+        return usage_error(GRAMMAR, "capture: -o FILE is required", err)
+    return path, _LEVELS[parsed.values.get("attribution", "2017")]
 
 
 def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:

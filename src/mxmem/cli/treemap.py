@@ -25,14 +25,15 @@ from importlib import resources
 from typing import NamedTuple, TextIO
 
 from mxmem.accounting.figures import figures, level_for, no_page_facts, rule_for
-from mxmem.cli.common import ATTRIBUTIONS, Tool, print_notes
+from mxmem.cli.common import Tool, print_notes
+from mxmem.cli.options import ATTRIBUTION_OPT, Grammar, Opt, Wording, parse, usage_error
 from mxmem.cli.outfile import check_output, write_file
 from mxmem.errors import MxmemError
 from mxmem.model import Level, Snapshot
 from mxmem.render.exact import figures_notes
 from mxmem.render.text import safe_text
 from mxmem.sources import Source
-from mxmem.sources.capture import NO_MAPPINGS_NOTE, STDIN, STDIN_NAME, open_capture, read_capture
+from mxmem.sources.capture import NO_MAPPINGS_NOTE, STDIN_NAME, open_capture, read_capture
 
 HELP = """\
 Usage: treemap [-o FILE] [--json] [--attribution=exact|2017] [INPUT]
@@ -67,57 +68,34 @@ class TreemapOptions(NamedTuple):
     attribution: str = "2017"
 
 
+class _TreemapWording(Wording):
+    def operands(self, tool: str, operands: Sequence[str], spec: str) -> str:
+        return f"treemap: more than one INPUT: {safe_text(' '.join(operands))}"
+
+
+GRAMMAR = Grammar(
+    "treemap",
+    HELP,
+    (Opt("output", "o", "output", value=True), Opt("json", long="json"), ATTRIBUTION_OPT),
+    operands=(0, 1),
+    wording=_TreemapWording(),
+)
+
+
 def parse_args(args: Sequence[str], out: TextIO, err: TextIO) -> TreemapOptions | int:
     """The options, or the exit code when treemap is done (help or a usage error)."""
-    opts = TreemapOptions()
-    positional: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg in ("-h", "--help"):
-            out.write(HELP)
-            return 0
-        if arg in ("-o", "--output"):
-            if i + 1 == len(args):
-                err.write(f"treemap: {arg} needs a file name\n{HELP}")
-                return 1
-            opts = opts._replace(output=args[i + 1])
-            i += 1
-        elif arg.startswith("--output="):
-            opts = opts._replace(output=arg[len("--output=") :])
-        elif arg == "--json":
-            opts = opts._replace(json=True)
-        elif arg == "--attribution" or arg.startswith("--attribution="):
-            if arg == "--attribution":
-                if i + 1 == len(args):
-                    err.write(f"treemap: --attribution needs exact or 2017\n{HELP}")
-                    return 1
-                i += 1
-                mode = args[i]
-            else:
-                mode = arg[len("--attribution=") :]
-            if mode not in ATTRIBUTIONS:
-                err.write(
-                    f"treemap: --attribution must be exact or 2017, not {safe_text(mode)}\n{HELP}"
-                )
-                return 1
-            opts = opts._replace(attribution=mode)
-        elif arg == "--":
-            positional.extend(args[i + 1 :])
-            break
-        elif arg.startswith("-") and arg != STDIN:
-            err.write(f"treemap: unknown option {safe_text(arg)}\n{HELP}")
-            return 1
-        else:
-            positional.append(arg)
-        i += 1
-    if len(positional) > 1:
-        err.write(f"treemap: more than one INPUT: {safe_text(' '.join(positional))}\n{HELP}")
-        return 1
-    if opts.output == "":
-        err.write(f"treemap: the output file name is empty\n{HELP}")
-        return 1
-    return opts._replace(input=positional[0] if positional else None)
+    parsed = parse(GRAMMAR, args, out, err)
+    if isinstance(parsed, int):
+        return parsed
+    output = parsed.values.get("output")
+    if output == "":
+        return usage_error(GRAMMAR, "treemap: the output file name is empty", err)
+    return TreemapOptions(
+        input=parsed.operands[0] if parsed.operands else None,
+        output=output,
+        json="json" in parsed.flags,
+        attribution=parsed.values.get("attribution", "2017"),
+    )
 
 
 def load_template() -> str:
