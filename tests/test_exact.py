@@ -26,7 +26,7 @@ from mxmem.accounting.exact import (
     attribute,
 )
 from mxmem.accounting.figures import exact_figures
-from mxmem.accounting.rounding import integer_parts
+from mxmem.accounting.rounding import integer_parts, scaled_to_fit
 from mxmem.model import (
     KERNEL_OBJECTS,
     KERNEL_STACKS,
@@ -437,6 +437,36 @@ def test_integer_parts_add_up_and_stay_within_a_byte(
     shuffled = list(enumerate(values))
     random.shuffle(shuffled)
     assert integer_parts(shuffled) == parts
+
+
+def test_scaled_to_fit_halves_boxes_counted_twice() -> None:
+    # Two 64 MiB boxes whose pages the kernel says count 64 MiB in all (shared after
+    # fork): each becomes half; sizes under the limit stay as they are.
+    assert scaled_to_fit({"a": 64 << 20, "b": 64 << 20}, 64 << 20) == {
+        "a": 32 << 20,
+        "b": 32 << 20,
+    }
+    assert scaled_to_fit({"a": 3, "b": 4}, 7) == {"a": 3, "b": 4}
+    assert scaled_to_fit({"a": 1, "b": 1, "c": 1}, 2) == {"a": 1, "b": 1, "c": 0}
+    assert scaled_to_fit({"a": 5}, -1) == {"a": 0}
+
+
+@given(
+    st.dictionaries(st.integers(0, 50), st.integers(0, 2**40), max_size=20),
+    st.integers(0, 2**41),
+)
+def test_scaled_to_fit_never_exceeds_its_limit(sizes: dict[int, int], limit: int) -> None:
+    # Under the limit nothing moves; over it, the parts add up to the limit exactly and
+    # each is within a byte of its proportional share, never above its own size.
+    fitted = scaled_to_fit(sizes, limit)
+    total = sum(sizes.values())
+    if total <= limit:
+        assert fitted == sizes
+        return
+    assert sum(fitted.values()) == limit
+    for key, size in sizes.items():
+        assert abs(fitted[key] - Fraction(size * limit, total)) < 1
+        assert 0 <= fitted[key] <= size
 
 
 def tiny_snapshot() -> Snapshot:

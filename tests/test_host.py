@@ -495,6 +495,45 @@ def test_vmo_committed_from_the_pages_is_the_regions_rss(spawn: Spawn) -> None:
         assert snap.vmos[mapping.vmo_koid].committed_bytes == mapping.committed_bytes == 64 * MiB
 
 
+def _process_nodes(node: dict[str, object], out: dict[int, dict[str, object]]) -> None:
+    if node.get("type") == "process":
+        out[int(str(node["koid"]))] = node
+    for child in node.get("children", ()):  # type: ignore[attr-defined]
+        _process_nodes(child, out)
+
+
+@linux_only
+def test_treemap_counts_pages_shared_after_fork_once(
+    spawn: Spawn, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Each of the two processes sharing the 64 MiB region copy-on-write has a VMO whose
+    committed bytes are 64M (defect k): the treemap's boxes for it add up to the kernel's
+    PSS of the process (32M each), not 64M each, live and through a memgraph capture of
+    the host (whose __META says it is Linux)."""
+    _, words = spawn(FORKED_REGION)
+    parent, child = int(words[0]), int(words[1])
+    code, out, err = run(capsys, "memgraph", "-v")
+    assert code == 0, err
+    graph = tmp_path / "host.json"
+    graph.write_text(out)
+    pss = {
+        r["koid"]: r.get("pss_bytes", 0) for r in json.loads(out) if r["type"] == "p"
+    }
+    code, out, err = run(capsys, f"--capture={graph}", "treemap", "--json")
+    assert code == 0, err
+    nodes: dict[int, dict[str, object]] = {}
+    _process_nodes(json.loads(out)["tree"], nodes)
+    for pid in (parent, child):
+        box = nodes[pid]
+        assert isinstance(box["size_bytes"], int) and box["size_bytes"] <= pss[pid]
+        assert 32 * MiB - 64 * K <= pss[pid] <= 32 * MiB + 8 * MiB
+        assert box["size_bytes"] >= pss[pid] - 8 * MiB  # the region is in it, halved
+    # The capture knows it describes Linux: k mx ps shows file descriptors, not handles.
+    code, out, err = run(capsys, f"--capture={graph}", "k", "mx", "ps")
+    assert code == 0, err
+    assert "#fi" in out.splitlines()[0]
+
+
 @linux_only
 def test_json_outputs_match_their_schemas(spawn: Spawn, capsys: pytest.CaptureFixture[str]) -> None:
     _, (pid, _fd) = spawn(HOLD_MEMFD)

@@ -17,7 +17,7 @@ K = TypeVar("K", bound=Any)
 
 _ZERO = Fraction(0)
 
-__all__ = ["exact_sum", "integer_parts", "parts_to_target"]
+__all__ = ["exact_sum", "integer_parts", "parts_to_target", "scaled_to_fit"]
 
 
 def exact_sum(values: Iterable[Fraction]) -> Fraction:
@@ -104,3 +104,14 @@ def parts_to_target(shares: Mapping[K, Fraction], target: int, rest_key: K) -> d
         if short > 0:  # no share at all: the bytes are ``rest_key``'s
             rounded[rest_key] = rounded.get(rest_key, 0) + short
     return {key: size for key, size in rounded.items() if size}
+
+
+def scaled_to_fit(sizes: Mapping[K, int], limit: int) -> dict[K, int]:
+    """``sizes`` as they are when they add up to at most ``limit``; otherwise scaled down
+    in proportion so that they add up to exactly ``limit`` (largest remainder, each
+    within a byte of its exact share)."""
+    total = sum(sizes.values())
+    if total <= limit:
+        return dict(sizes)
+    limit = max(limit, 0)
+    return integer_parts((key, Fraction(size * limit, total)) for key, size in sizes.items())

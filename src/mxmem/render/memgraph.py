@@ -22,6 +22,9 @@ Where this differs from the 2017 tool, on purpose:
   root job's parent is ``""`` rather than a ``kernel/vmo`` record that is not there.
 - A job whose source reports its own memory charge (a Linux cgroup's) has
   ``charge_bytes``: optional, and not the sum of its processes' PSS.
+- ``__META`` has ``platform`` (``linux``, ``fuchsia``) when the system is not Magenta, so
+  that a reader knows what the objects are (a Linux job is a cgroup, a handle a file
+  descriptor); a Magenta system's record is the 2017 one.
 - ``memgraph --attribution=exact`` (issue 6) keeps every 2017 field and adds, from
   :mod:`mxmem.accounting.exact`: ``attributed_bytes`` and an ``attributed`` breakdown on
   each process, ``attributed_bytes`` (the subtree's sum) on each job, and an
@@ -43,7 +46,16 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from mxmem.accounting.figures import Figures, vmo_shares
-from mxmem.model import Handle, Job, KernelMemory, ObjType, Process, Snapshot, Thread
+from mxmem.model import (
+    Handle,
+    Job,
+    KernelMemory,
+    ObjType,
+    Platform,
+    Process,
+    Snapshot,
+    Thread,
+)
 from mxmem.render.jsonout import JsonValue
 from mxmem.render.vmos import VmoRow, rights_names, vmos_rows
 
@@ -307,6 +319,10 @@ def memgraph_view(
                 }
             )
     meta: Record = {"type": "__META", "timestamp": memgraph_timestamp(snapshot.timestamp)}
+    if snapshot.platform is not Platform.MAGENTA:
+        # What the records' objects mean (a Linux job is a cgroup): a reader of the file
+        # could not tell otherwise. Magenta's own files keep the 2017 record as it was.
+        meta["platform"] = snapshot.platform.value
     if exact is not None:
         meta["attribution"] = exact_meta(exact)
     records.append(meta)

@@ -31,7 +31,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple
 
 from mxmem.accounting.figures import Figures
-from mxmem.model import Job, KernelMemory, Process, Snapshot
+from mxmem.accounting.rounding import scaled_to_fit
+from mxmem.model import Job, KernelMemory, Platform, Process, Snapshot, Vmo
 from mxmem.render.memgraph import memgraph_timestamp
 from mxmem.render.units import format_size
 from mxmem.render.vmos import vmos_rows
@@ -154,7 +155,8 @@ def process_children(
     ``committed // (share_count + 1)`` (treemap.py counts the holder as one more sharer).
     Without: ``Private`` and ``Proportional shared`` boxes from the process's figures
     (``figures``: the 2017 rule's, or Fuchsia's Summary for a Fuchsia capture), each
-    only if non-zero.
+    only if non-zero. On Linux, where the process's figure is the kernel's PSS, the
+    mapped VMOs' boxes are scaled down to add up to no more than it.
     """
     rows, _missing = vmos_rows(process, snapshot.vmos)
     if not rows:
@@ -168,20 +170,31 @@ def process_children(
                 nodes.append(Node("Proportional shared", NodeType.MEMORY, shared))
         return nodes, 0
     mapped = {row.vmo.koid for row in rows if row.via == "MAPPING"}
-    by_name: dict[str, list[Node]] = {}
-    seen: set[int] = set()
+    vmos: dict[int, Vmo] = {}
+    areas: dict[int, int] = {}  # mapped VMOs' boxes
+    held: dict[int, int] = {}  # boxes of VMOs only held by handles
     for row in rows:
         vmo = row.vmo
-        if vmo.koid in seen:
+        if vmo.koid in vmos:
             continue
-        seen.add(vmo.koid)
+        vmos[vmo.koid] = vmo
         if vmo.koid in mapped:
-            area = vmo.committed_bytes // max(vmo.share_count, 1)
+            areas[vmo.koid] = vmo.committed_bytes // max(vmo.share_count, 1)
         else:
-            area = vmo.committed_bytes // (vmo.share_count + 1)
+            held[vmo.koid] = vmo.committed_bytes // (vmo.share_count + 1)
+    figs = figures.processes.get(process.koid)
+    if snapshot.platform is Platform.LINUX and process.stats is not None and figs is not None:
+        # A Linux VMO's committed bytes are its resident pages, and pages a forked child
+        # still shares copy-on-write are resident in the parent's VMO and the child's
+        # alike: one box per process would count them once per process. The kernel's
+        # PSS (the process's figure) splits them; the mapped boxes add up to no more.
+        areas = scaled_to_fit(areas, figs.total)
+    by_name: dict[str, list[Node]] = {}
+    for koid, vmo in vmos.items():
+        area = areas[koid] if koid in areas else held[koid]
         name = vmo.name or UNNAMED
         by_name.setdefault(name, []).append(Node(name, NodeType.VMO, area, vmo.user_koid))
-    return aggregated(by_name), len(seen)
+    return aggregated(by_name), len(vmos)
 
 
 def job_nodes(

@@ -72,6 +72,8 @@ _VMO_FIELDS = (
     "committed_bytes",
 )
 _SIZE_FIELDS = ("private_bytes", "shared_bytes", "pss_bytes")
+# The platforms a __META record may name (mxmem's memgraph writes one when not Magenta).
+_PLATFORMS = tuple(p.value for p in Platform if p is not Platform.MAGENTA)
 
 
 @dataclass
@@ -124,6 +126,7 @@ def from_records(document: object, where: str) -> Snapshot:
     raw_vmos: dict[object, tuple[Vmo, str]] = {}
     seen_ids: set[str] = set()
     timestamp: datetime | None = None
+    platform = Platform.MAGENTA
     full = False
     unknown_states = 0
     for i, value in enumerate(records):
@@ -137,6 +140,12 @@ def from_records(document: object, where: str) -> Snapshot:
             seen_ids.add(rid)
         kind = reader.str_(rec.get("type"), f"{place}.type")
         if kind.startswith("__"):
+            if kind == "__META" and "platform" in rec:
+                # mxmem writes it for a system that is not Magenta; absent, Magenta.
+                name = reader.str_(rec["platform"], f"{place}.platform")
+                if name not in _PLATFORMS:
+                    reader.fail(f"{place}.platform", f"not one of {', '.join(_PLATFORMS)}")
+                platform = Platform(name)
             if kind == "__META" and "timestamp" in rec:
                 text = reader.str_(rec["timestamp"], f"{place}.timestamp")
                 try:
@@ -206,6 +215,7 @@ def from_records(document: object, where: str) -> Snapshot:
         thread_parents,
         raw_vmos,
         timestamp,
+        platform=platform,
         full=full,
         unknown_states=unknown_states,
     )
@@ -373,6 +383,7 @@ def _build(
     raw_vmos: dict[object, tuple[Vmo, str]],
     timestamp: datetime,
     *,
+    platform: Platform,
     full: bool,
     unknown_states: int,
 ) -> Snapshot:
@@ -484,7 +495,7 @@ def _build(
     }
     return Snapshot(
         source=f"capture:{where}",
-        platform=Platform.MAGENTA,
+        platform=platform,
         level=Level.FULL if full else Level.TASKS,
         timestamp=timestamp,
         kernel=kernel,
