@@ -141,8 +141,12 @@ def test_a_scan_whose_counters_keep_moving_is_made_scans_times(
     assert len(scans) == SCANS
     assert snapshot.pages is not None
     (note,) = [n for n in snapshot.pages.notes if n.startswith("the system changed")]
-    # (8 GiB injected: what a busy machine moves meanwhile cannot hide it)
-    assert re.search(r"MemFree \+8\d{3}\.\d MiB", note) and f"the same in {SCANS} scans" in note
+    # 8 GiB injected; what a busy machine moves meanwhile (other processes allocating
+    # between the reads, up to a few hundred MiB seen with a test suite beside it) adds
+    # to it, so the note's figure is 8 GiB give or take 2 GiB.
+    moved = re.search(r"MemFree \+(\d+\.\d) MiB", note)
+    assert moved and abs(float(moved.group(1)) - 8192) < 2048, note
+    assert f"the same in {SCANS} scans" in note
 
 
 @pytest.mark.skipif(not LINUX, reason="needs Linux /proc")
@@ -159,7 +163,8 @@ def test_a_scan_that_settles_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
         for n in notes
     ), notes
     if len(scans) == 2:
-        assert any(re.search(r"MemFree -8\d{3}\.\d MiB", n) for n in notes), notes
+        moved = [re.search(r"MemFree -(\d+\.\d) MiB", n) for n in notes]
+        assert any(m and abs(float(m.group(1)) - 8192) < 2048 for m in moved), notes
 
 
 # --- a real child allocating and freeing memory while the scan runs ---------------------------
