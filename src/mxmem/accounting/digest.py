@@ -11,7 +11,9 @@ bucket the processes in snapshot order (capture order for a capture) whose name 
 and each such process's VMOs: a VMO whose name matches goes to the bucket unless an
 earlier bucket claimed it. So when two buckets could claim a VMO, the first in the file
 does, whichever process references it. VMOs with 0 committed bytes are skipped (they add
-nothing). A bucket's size is the committed bytes of the VMOs it claimed.
+nothing). A bucket's size is the committed bytes of the VMOs it claimed, each page once
+(:func:`vmo_pages_once`: on Linux, pages shared copy-on-write after fork are resident in
+several processes' VMOs, and count once among them).
 
 Then the named buckets are sorted by size, largest first; equal sizes keep file order
 (a stable sort, so the output is deterministic). After them come, always, in this order:
@@ -246,13 +248,43 @@ def _undigested(
     return tuple(rows)
 
 
+def vmo_pages_once(snapshot: Snapshot) -> dict[int, int]:
+    """The bytes of each VMO for the buckets, each page once: its committed bytes,
+    except the kernel's own VMOs (the Kernel row's).
+
+    A Linux VMO's committed bytes are its resident pages (what ``vmos`` shows as alloc),
+    and a page a forked child still shares copy-on-write is resident in the parent's VMO
+    and the child's alike. Where the source gives a VMO's one mapping the kernel's own
+    figures (Linux ``smaps``), the bytes of that mapping's pages that other VMOs hold too
+    (its Rss - Pss: shared minus its share of them) are taken off, so the VMOs that
+    share a page add up to the page once. A VMO with several mappings is one object
+    their processes share (a file): its pages are in no other VMO and count as they are.
+    """
+    vmos = snapshot.vmos
+    sizes = {koid: v.committed_bytes for koid, v in vmos.items() if not v.kernel_only}
+    lone: dict[int, int] = {}  # VMO koid -> Rss - Pss of its one mapping
+    for process in snapshot.processes.values():
+        if process.aspace is None:
+            continue
+        for mapping in process.aspace.mappings():
+            stats = mapping.stats
+            if stats is None or mapping.vmo_koid not in sizes:
+                continue
+            if vmos[mapping.vmo_koid].num_mappings != 1:
+                continue
+            lone[mapping.vmo_koid] = stats.shared_bytes - stats.scaled_shared_bytes
+    for koid, extra in lone.items():
+        if koid in sizes and extra > 0:
+            sizes[koid] = max(0, sizes[koid] - extra)
+    return sizes
+
+
 def digest(snapshot: Snapshot, rules: Sequence[BucketRule]) -> Digest:
     """The bucket sizes of ``snapshot`` (see the module doc for the rule)."""
-    vmos = snapshot.vmos
     refs = {koid: process_vmo_koids(p) for koid, p in snapshot.processes.items()}
     # The kernel's own VMOs (kernel_only: on the simulated kernel its image and heap,
     # on Linux its slab and vmalloc areas) are memory the Kernel row counts.
-    committed = {k: v.committed_bytes for k, v in vmos.items() if not v.kernel_only}
+    committed = vmo_pages_once(snapshot)
     claims = _claim(snapshot, rules, committed)
     claimed = {koid for koids in claims for koid in koids}
     undigested = [k for k, size in committed.items() if k not in claimed and size]
