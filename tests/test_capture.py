@@ -16,6 +16,7 @@ import pytest
 from fixed import FixedSource
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from profiles import examples
 
 from mxmem.cli import main
 from mxmem.cli.capture import TOOL as CAPTURE
@@ -595,7 +596,7 @@ def _load_or_source_error(raw: bytes) -> None:
         assert "\n" not in str(err)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     which=st.sampled_from([_VALID_SNAPSHOT, _VALID_MEMGRAPH]),
     data=st.data(),
@@ -608,7 +609,7 @@ def test_fuzz_json_mutations(which: bytes, data: st.DataObject) -> None:
     _load_or_source_error(raw)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     which=st.sampled_from([_VALID_SNAPSHOT, _VALID_MEMGRAPH]),
     compress=st.booleans(),

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from profiles import examples
 
 from mxmem.accounting.exact import UNREFERENCED, attribute
 from mxmem.cli import main
@@ -692,7 +693,7 @@ def _page_paths(value: object, path: tuple[object, ...]) -> list[tuple[object, .
     return out
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_fuzz_page_facts(data: st.DataObject) -> None:
     document = json.loads(_VALID)

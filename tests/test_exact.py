@@ -16,6 +16,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from profiles import examples
 from strategies import World, boots, op_lists
 
 from mxmem.accounting.exact import (
@@ -284,7 +285,7 @@ def test_display_rounding_keeps_the_exact_fraction() -> None:
 
 
 PROPERTY = settings(
-    max_examples=150,
+    max_examples=examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     phases=[p for p in Phase if p is not Phase.explain],

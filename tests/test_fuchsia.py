@@ -15,6 +15,7 @@ import pytest
 from fixed import FixedSource
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from profiles import examples
 
 from mxmem.accounting.figures import figures, rule_for
 from mxmem.accounting.fuchsia import Sizes, snapshot_summary, summary_sizes
@@ -243,7 +244,7 @@ def _worlds(draw: st.DrawFn) -> tuple[dict[int, list[int]], dict[int, Vmo]]:
 
 
 @given(_worlds())
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 def test_summary_invariants(world: tuple[dict[int, list[int]], dict[int, Vmo]]) -> None:
     processes, vmos = world
     sizes = summary_sizes(processes, vmos)

@@ -23,6 +23,7 @@ import pytest
 from fixed import FixedSource
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from profiles import examples
 
 from mxmem.cli import main
 from mxmem.errors import SourceError
@@ -230,7 +231,7 @@ def test_the_trimmed_captures_load_and_run() -> None:
 # A generous deadline: a hang (a parent cycle walked forever) fails it, a busy machine
 # does not.
 FUZZ = settings(
-    max_examples=200,
+    max_examples=examples(200),
     deadline=timedelta(seconds=5),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
 import re
 import signal
-import subprocess
-import sys
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from runner import Mxmem
 
 from mxmem.cli import kstats as kstats_cli
 from mxmem.cli import main
@@ -39,7 +36,6 @@ from mxmem.render.kstats import (
 from mxmem.sources.sim import PAGE_SIZE, Kernel, SimSource
 from mxmem.sources.sim.kernel import USER_ASPACE_BASE, SimMapping
 
-SRC = Path(__file__).resolve().parent.parent / "src"
 K = 1024
 M = K * K
 
@@ -487,26 +483,15 @@ def test_source_without_cpu_counters(capsys: pytest.CaptureFixture[str]) -> None
     assert (code, out, err) == (1, "", "mxmem: kstats: flat has no per-CPU counters\n")
 
 
-def test_ctrl_c_ends_kstats_cleanly() -> None:
-    env = dict(os.environ, PYTHONPATH=str(SRC))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mxmem", "--sim", "kstats", "-m", "-d", "0.2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == KMEM_HEADER + "\n"
-        assert proc.stdout.readline().startswith("   2046.9M")
+def test_ctrl_c_ends_kstats_cleanly(mxmem: Mxmem) -> None:
+    # mxmem.start gives the child SIGINT's default action even when the suite runs from a
+    # background shell that ignores it (tests/runner.py).
+    with mxmem.start("--sim", "kstats", "-m", "-d", "0.2") as proc:
+        assert proc.readline() == KMEM_HEADER + "\n"
+        assert proc.readline().startswith("   2046.9M")
         proc.send_signal(signal.SIGINT)
-        rest, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0
+        code, rest, err = proc.finish(timeout=30)
+    assert code == 0
     assert "Traceback" not in err
     assert err == ""
     # Whatever came before the interrupt is whole reports.

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from profiles import examples
 from strategies import (
     BOOTS,
     KOID_DELTAS,
@@ -52,7 +53,7 @@ P = PAGE_SIZE
 # No explain phase: on a failure it re-ran ~1800 variants of the op list to mark the
 # irrelevant ops, taking ~90 s of a ~100 s report (the shrink itself took ~7 s).
 PROPERTY = settings(
-    max_examples=150,
+    max_examples=examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     phases=[p for p in Phase if p is not Phase.explain],
@@ -525,7 +526,7 @@ def test_op_strategy_reaches_every_outcome() -> None:
 # --------------------------------------------------------------------------- share_count > 64
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     n=st.integers(2, 100),
     twice=st.integers(0, 100),
