@@ -66,12 +66,13 @@ def golden(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
     return check
 
 
-@pytest.fixture
-def mxmem(capsys: pytest.CaptureFixture[str]) -> Mxmem:
+@pytest.fixture(scope="session")
+def mxmem() -> Mxmem:
     """Runs mxmem: ``mxmem.run(*args, source=, stdin=)`` in this process,
     ``mxmem.subprocess(*args, stdin=)`` as a child, ``with mxmem.start(*args) as p`` in the
-    background. Each gives a ``Result(code, out, err)``."""
-    return Mxmem(capsys)
+    background. Each gives a ``Result(code, out, err)``. Session-scoped (it holds no
+    state), so module fixtures can run mxmem too."""
+    return Mxmem()
 
 
 # --- no leaked processes or pipes ------------------------------------------------------------

@@ -2,7 +2,8 @@
 :class:`Mxmem`.
 
 - ``mxmem.run(*args, source=None, stdin=None)`` runs the command in this process (fast;
-  ``source`` replaces the source the arguments name, as ``main(..., source=)`` does);
+  ``source`` replaces the source the arguments name, as ``main(..., source=)`` does;
+  stdin is empty unless given);
 - ``mxmem.subprocess(*args, stdin=None)`` runs ``python3 -m mxmem`` as a real process,
   for what only a process shows (start-up imports, exit codes from signals, binary
   output, real pipes);
@@ -122,25 +123,33 @@ class Running:
 
 
 class Mxmem:
-    """The runner the ``mxmem`` fixture hands out."""
-
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self._capsys = capsys
+    """The runner the ``mxmem`` fixture hands out. It holds no state, so module- and
+    session-scoped fixtures can use it too."""
 
     def run(
         self, *args: str, source: Source | None = None, stdin: str | bytes | None = None
     ) -> Result:
-        """``mxmem ARGS`` in this process, with ``stdin`` as its standard input."""
-        self._capsys.readouterr()  # drop whatever the test printed before
-        saved = sys.stdin
-        if stdin is not None:
-            sys.stdin = io.TextIOWrapper(io.BytesIO(_input(stdin) or b""))
+        """``mxmem ARGS`` in this process, with ``stdin`` as its standard input (empty when
+        not given); its standard output and error are captured here, not by pytest."""
+        streams = (sys.stdin, sys.stdout, sys.stderr)
+        out, err = io.BytesIO(), io.BytesIO()
+        # The wrappers stay referenced here: a dropped TextIOWrapper closes its buffer.
+        wrappers = (
+            io.TextIOWrapper(io.BytesIO(_input(stdin) or b""), encoding="utf-8"),
+            io.TextIOWrapper(out, encoding="utf-8", write_through=True),
+            io.TextIOWrapper(err, encoding="utf-8", write_through=True),
+        )
+        sys.stdin, sys.stdout, sys.stderr = wrappers
         try:
             code = main(list(args), source=source)
+            for wrapper in wrappers[1:]:
+                wrapper.flush()
+            texts = [
+                stream.getvalue().decode(errors="backslashreplace") for stream in (out, err)
+            ]
         finally:
-            sys.stdin = saved
-        out, err = self._capsys.readouterr()
-        return Result(code, out, err)
+            sys.stdin, sys.stdout, sys.stderr = streams
+        return Result(code, *texts)
 
     def subprocess(
         self, *args: str, stdin: str | bytes | None = None, timeout: float = TIMEOUT

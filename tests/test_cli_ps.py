@@ -1142,6 +1142,7 @@ def host_has_pages() -> bool:
     return open_source("host").snapshot(Level.PAGES).pages is not None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not LINUX, reason="needs Linux /proc")
 def test_the_live_host(capsys: Capsys, hog: int) -> None:
     if not host_has_pages():

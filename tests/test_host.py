@@ -770,6 +770,7 @@ def test_unreadable_processes_as_a_normal_user() -> None:
 # --- robustness ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @linux_only
 def test_churn_never_crashes(capsys: pytest.CaptureFixture[str]) -> None:
     """ps, vmaps and vmos while processes (and threads) come and go all the time."""

@@ -31,6 +31,7 @@ def test_ruff_check() -> None:
     _run_tool("ruff", "check", "src", "tests", "bench")
 
 
+@pytest.mark.slow
 def test_mypy() -> None:
     # No arguments: files, strictness and python_version come from pyproject.toml.
     _run_tool("mypy")

@@ -682,6 +682,7 @@ def test_k_mx_ps_counts_descriptors_by_kind(
     assert out.splitlines()[-1] == "total: 12 handles"
 
 
+@pytest.mark.slow
 @linux_only
 def test_memfd_held_only_by_a_descriptor_is_hidden(
     spawn: Spawn, capsys: pytest.CaptureFixture[str]
@@ -821,6 +822,7 @@ def test_a_normal_user_is_told_what_the_kernel_hides() -> None:
     )
 
 
+@pytest.mark.slow
 @linux_only
 def test_memgraph_of_the_host_validates_and_makes_a_treemap(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

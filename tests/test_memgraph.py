@@ -439,6 +439,7 @@ def test_hostile_names_round_trip(capsys: pytest.CaptureFixture[str]) -> None:
 # --------------------------------------------------------------------------- worlds
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("world", WORLDS)
 @pytest.mark.parametrize("flags", FLAG_SETS, ids=lambda f: "".join(f) or "plain")
 def test_every_world_validates(
@@ -1035,6 +1036,7 @@ def test_exact_mode_asks_for_page_facts(capsys: pytest.CaptureFixture[str]) -> N
 # --------------------------------------------------------------------------- every world
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("world", WORLDS)
 @pytest.mark.parametrize("flags", [[], ["-vtH"]], ids=["plain", "vtH"])
 def test_every_world_validates_and_adds_up_to_the_byte(

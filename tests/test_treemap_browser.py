@@ -415,6 +415,7 @@ def test_javascript_format_size_matches_python(doc_page: tuple[Page, Log]) -> No
     assert got[SIZE_VECTORS.index((M - 1, ""))] == "1024.0k"
 
 
+@pytest.mark.slow
 def test_scale_world_page_loads_quickly(
     browser: Browser, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
