@@ -231,3 +231,14 @@ def test_run_reports_usage_errors_like_the_command(mxmem: Mxmem) -> None:
     inside = mxmem.run("--sim=", "ps")
     assert inside == mxmem.subprocess("--sim=", "ps")
     assert inside.code == 2 and inside.out == "" and inside.err.startswith("mxmem: ")
+
+
+def test_ci_runs_the_readme_command_with_its_default_profile() -> None:
+    """The README's `python3 -m pytest` runs everything CI runs: .ci/run names the profile
+    the README's command gets by default and deselects nothing."""
+    ci = (REPO / ".ci" / "run").read_text()
+    assert f"export HYPOTHESIS_PROFILE={profiles.DEFAULT}\n" in ci
+    command = next(line for line in ci.splitlines() if "python3 -m pytest" in line)
+    assert command.endswith("python3 -m pytest")
+    addopts = (REPO / "pyproject.toml").read_text().split("addopts = ", 1)[1].splitlines()[0]
+    assert " -m " not in f" {addopts} " and " -k " not in f" {addopts} "
