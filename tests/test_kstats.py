@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import re
 import signal
+import subprocess
+import sys
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -36,6 +40,7 @@ from mxmem.render.kstats import (
 from mxmem.sources.sim import PAGE_SIZE, Kernel, SimSource
 from mxmem.sources.sim.kernel import USER_ASPACE_BASE, SimMapping
 
+SRC = Path(__file__).resolve().parent.parent / "src"
 K = 1024
 M = K * K
 
