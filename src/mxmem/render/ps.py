@@ -120,7 +120,9 @@ def ps_rows(
                     obj.name,
                     None if job is None or job.all_unknown else job,
                     charge_bytes=obj.charge_bytes,
-                    charged_pages_bytes=obj.charged_pages_bytes,
+                    # A page-level figure: exact mode's column (the 2017 rows' schema has
+                    # none, and a live host read for 2017 has none to give).
+                    charged_pages_bytes=obj.charged_pages_bytes if figs.rule == "exact" else None,
                 )
             )
         elif jobs_only:
