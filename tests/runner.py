@@ -130,7 +130,9 @@ class Mxmem:
         self, *args: str, source: Source | None = None, stdin: str | bytes | None = None
     ) -> Result:
         """``mxmem ARGS`` in this process, with ``stdin`` as its standard input (empty when
-        not given); its standard output and error are captured here, not by pytest."""
+        not given); its standard output and error are captured here, not by pytest.
+        ``sys.stdin`` is replaced, not file descriptor 0: a tool that looks at the
+        descriptor (treemap guessing a pipe) needs ``-`` named, or :meth:`subprocess`."""
         streams = (sys.stdin, sys.stdout, sys.stderr)
         out, err = io.BytesIO(), io.BytesIO()
         # The wrappers stay referenced here: a dropped TextIOWrapper closes its buffer.

@@ -222,9 +222,9 @@ def test_run_and_subprocess_agree(mxmem: Mxmem) -> None:
 
 def test_run_and_subprocess_feed_stdin_alike(mxmem: Mxmem) -> None:
     memgraph = mxmem.run("--sim", "memgraph").out
-    assert mxmem.run("treemap", "--json", stdin=memgraph) == mxmem.subprocess(
-        "treemap", "--json", stdin=memgraph
-    )
+    inside = mxmem.run("treemap", "--json", "-", stdin=memgraph)
+    assert inside == mxmem.subprocess("treemap", "--json", "-", stdin=memgraph)
+    assert inside.code == 0 and inside.json()["source"] != "host"
 
 
 def test_run_reports_usage_errors_like_the_command(mxmem: Mxmem) -> None:
