@@ -53,12 +53,15 @@ ROOT = LINUX and os.geteuid() == 0
 
 # Runs one command in a fresh interpreter and prints its exit code and the heavy modules
 # it imported that ps has no use for: numpy and the page modules (60-180 ms, more than
-# ps's whole scan of a quiet host), hashlib (OpenSSL, ~5 ms: koids of VMOs only).
+# ps's whole scan of a quiet host), hashlib (OpenSSL, ~5 ms: koids of VMOs only),
+# fractions and decimal (~3-13 ms: exact attribution only) and json (the capture readers
+# and --json only).
 IMPORTS_SCRIPT = """
 import sys
 from mxmem.cli import main
 code = main(sys.argv[1:])
-print(code, *sorted(m for m in sys.modules if m.split(".")[0] in ("numpy", "hashlib")
+print(code, *sorted(m for m in sys.modules
+                    if m.split(".")[0] in ("numpy", "hashlib", "fractions", "decimal", "json")
                     or m in ("mxmem.sources.linux.pagemap", "mxmem.sources.linux.pagefacts")))
 """
 
@@ -73,7 +76,8 @@ print(code, *sorted(m for m in sys.modules if m.split(".")[0] in ("numpy", "hash
 )
 def test_ps_imports_no_numpy(args: list[str]) -> None:
     """2017 attribution never reads pages, so ``mxmem ps`` must not import numpy (nor the
-    page modules that need it); exact mode imports them when it reads pages."""
+    page modules that need it); exact mode imports them when it reads pages. Nor the
+    exact rule's fractions and decimal, nor json (captures, --json)."""
     src = str(Path(__file__).resolve().parent.parent / "src")
     path = os.environ.get("PYTHONPATH")
     proc = subprocess.run(

@@ -27,15 +27,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from mxmem.accounting.exact import Attribution, attribute
-from mxmem.accounting.fuchsia import snapshot_summary
 from mxmem.accounting.magenta2017 import process_stats, share_counts
-from mxmem.accounting.rounding import exact_sum, integer_parts, parts_to_target
 from mxmem.errors import MxmemError
 from mxmem.model import Level, Process, Snapshot, TaskStats
+
+if TYPE_CHECKING:
+    from fractions import Fraction
+
+    from mxmem.accounting.exact import Attribution
+
+# The exact and fuchsia rules' modules (and fractions) are imported where those rules
+# run: the 2017 rule, what `ps` on a live host uses, needs none of them (start-up cost).
 
 __all__ = [
     "EXITED_CATEGORY",
@@ -61,8 +65,6 @@ RULES = ("2017", "fuchsia", "exact")
 # host, one that exited between the page reads and the task walk): a named category,
 # so that the figures still add up to the total.
 EXITED_CATEGORY = "processes not in the task tree"
-
-_ZERO = Fraction(0)
 
 
 def no_page_facts(source: str) -> str:
@@ -279,6 +281,8 @@ def stats_figures(snapshot: Snapshot, stats: Mapping[int, TaskStats | None]) -> 
 
 
 def _fuchsia(snapshot: Snapshot) -> Figures:
+    from mxmem.accounting.fuchsia import snapshot_summary
+
     sizes = snapshot_summary(snapshot)
     processes: dict[int, TaskFigures | None] = {}
     for koid, process in snapshot.processes.items():
@@ -317,16 +321,23 @@ _PRIVATE, _SHARED, _ESTIMATED, _KERNEL = range(4)
 def _exact(snapshot: Snapshot) -> Figures:
     if snapshot.pages is None:
         raise NoPageFacts(snapshot.source)
+    from mxmem.accounting.exact import attribute
+
     return exact_figures(snapshot, attribute(snapshot.pages))
 
 
 def exact_figures(snapshot: Snapshot, attribution: Attribution) -> Figures:
     """The exact rule's figures of ``snapshot`` from its ``attribution`` (what
     ``figures(snapshot, "exact")`` gives, for an attribution made otherwise)."""
+    from fractions import Fraction
+
+    from mxmem.accounting.rounding import exact_sum, integer_parts
+
+    zero = Fraction(0)
     listed = _listed(snapshot)
     notes: list[str] = []
     parts: list[tuple[_Key, Fraction]] = []
-    exited = _ZERO
+    exited = zero
     exited_count = 0
 
     def part(key: _Key, value: Fraction, what: str) -> None:
@@ -335,7 +346,7 @@ def exact_figures(snapshot: Snapshot, attribution: Attribution) -> Figures:
                 f"{what} was negative ({round(value)} bytes): counted as 0, so it is"
                 " part of the residual"
             )
-            value = _ZERO
+            value = zero
         parts.append((key, value))
 
     for pid, share in attribution.processes.items():
@@ -351,7 +362,7 @@ def exact_figures(snapshot: Snapshot, attribution: Attribution) -> Figures:
             part((0, pid, _KERNEL, kind), value, f"{what} ({kind})")
     categories = dict(attribution.categories)
     if exited_count:
-        categories[EXITED_CATEGORY] = categories.get(EXITED_CATEGORY, _ZERO) + exited
+        categories[EXITED_CATEGORY] = categories.get(EXITED_CATEGORY, zero) + exited
         plural = "es" if exited_count != 1 else ""
         notes.append(
             f"{exited_count} process{plural} with attributed memory are not in the task"
@@ -362,7 +373,7 @@ def exact_figures(snapshot: Snapshot, attribution: Attribution) -> Figures:
         part((1, 0, 0, name), value, f'the category "{name}"')
     whole = integer_parts(parts)
     swaps = integer_parts(
-        (pid, max(share.swap, _ZERO))
+        (pid, max(share.swap, zero))
         for pid, share in attribution.processes.items()
         if pid in listed
     )
@@ -435,6 +446,8 @@ def vmo_bytes(figs: Figures, koid: int) -> dict[int, int]:
     koid of the VMO they were reached through (0: no VMO), in whole bytes that add up
     to exactly its printed ``private + shared``, each within a byte of its exact share
     where possible (:func:`~.rounding.parts_to_target`); no zeros."""
+    from mxmem.accounting.rounding import parts_to_target
+
     mine = figs.processes.get(koid)
     if figs.attribution is None or mine is None:
         return {}

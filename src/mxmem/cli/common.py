@@ -11,7 +11,6 @@ from mxmem.cli.options import EXIT_USAGE, Grammar, Opt, Wording, parse
 from mxmem.model import Level, Process, Snapshot
 from mxmem.render.text import safe_text
 from mxmem.sources import Advancing, Source, open_source
-from mxmem.sources.capture.memgraph import NO_MAPPINGS_NOTE
 
 RunFn = Callable[[Sequence[str], Source, TextIO, TextIO], int]
 
@@ -152,6 +151,9 @@ def capture_lacks(snapshot: Snapshot, process: Process | None, *, mappings: bool
     references, or ``None`` when it can: a memgraph file has references but no
     addresses; a Fuchsia capture only lists the VMOs each process references."""
     if mappings and not snapshot.has_mappings:
+        # Imported here: the capture readers (json, gzip) are no part of a live `ps`.
+        from mxmem.sources.capture.memgraph import NO_MAPPINGS_NOTE
+
         return NO_MAPPINGS_NOTE
     if (
         process is not None
