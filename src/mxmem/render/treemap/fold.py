@@ -31,16 +31,20 @@ class FoldedTree:
 
 
 def _descendants(root: Node) -> dict[int, int]:
-    """Number of descendants of every node, keyed by ``id(node)``."""
+    """Number of descendants of every node with children, keyed by ``id(node)`` (a leaf,
+    most of a large tree, is not in it: it has 0)."""
     counts: dict[int, int] = {}
     order: list[Node] = []
     stack = [root]
     while stack:
         node = stack.pop()
-        order.append(node)
-        stack.extend(node.children)
+        if node.children:
+            order.append(node)
+            stack.extend(node.children)
+    get = counts.get
     for node in reversed(order):
-        counts[id(node)] = sum(1 + counts[id(c)] for c in node.children)
+        children = node.children
+        counts[id(node)] = len(children) + sum([get(id(c), 0) for c in children])
     return counts
 
 
@@ -64,7 +68,7 @@ def fold_tree(
     if max_nodes < 2 or max_children < 1:
         raise ValueError("fold_tree needs max_nodes >= 2 and max_children >= 1")
     descendants = _descendants(root)
-    total = descendants[id(root)] + 1
+    total = descendants.get(id(root), 0) + 1
     if total <= max_nodes and all(len(n.children) <= max_children for n in walk(root)):
         return FoldedTree(root=root, total=total, shown=total, folded=0)
     taken: set[int] = {id(root)}
@@ -114,7 +118,7 @@ def fold_tree(
                 NodeType.OTHER,
                 sum(c.size_bytes for c in left),
                 members=len(left),
-                folded=sum(1 + descendants[id(c)] for c in left),
+                folded=len(left) + sum([descendants.get(id(c), 0) for c in left]),
             )
         )
         return node._replace(children=by_size(children))

@@ -32,10 +32,9 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from mxmem.accounting.figures import Figures
 from mxmem.accounting.rounding import scaled_to_fit
-from mxmem.model import Job, KernelMemory, Platform, Process, Snapshot, Vmo
+from mxmem.model import Job, KernelMemory, ObjType, Platform, Process, Snapshot, Vmo
 from mxmem.render.memgraph import memgraph_timestamp
 from mxmem.render.units import format_size
-from mxmem.render.vmos import vmos_rows
 
 if TYPE_CHECKING:
     from mxmem.render.treemap.exact import ExactMeta
@@ -158,8 +157,21 @@ def process_children(
     only if non-zero. On Linux, where the process's figure is the kernel's PSS, the
     mapped VMOs' boxes are scaled down to add up to no more than it.
     """
-    rows, _missing = vmos_rows(process, snapshot.vmos)
-    if not rows:
+    # The VMOs vmos would list (:func:`~mxmem.render.vmos.vmos_rows`: the handles', then
+    # the mappings'; those missing from the snapshot left out), read here without making
+    # its rows: this runs for every process of the tree.
+    known = snapshot.vmos
+    listed: list[Vmo] = []
+    mapped: set[int] = set()
+    for handle in process.handles or ():
+        if handle.type is ObjType.VMO and (vmo := known.get(handle.koid)) is not None:
+            listed.append(vmo)
+    if process.aspace is not None:
+        for mapping in process.aspace.mappings():
+            if (vmo := known.get(mapping.vmo_koid)) is not None:
+                listed.append(vmo)
+                mapped.add(vmo.koid)
+    if not listed:
         nodes: list[Node] = []
         figs = figures.processes.get(process.koid)
         if figs is not None:
@@ -169,12 +181,10 @@ def process_children(
             if shared > 0:
                 nodes.append(Node("Proportional shared", NodeType.MEMORY, shared))
         return nodes, 0
-    mapped = {row.vmo.koid for row in rows if row.via == "MAPPING"}
     vmos: dict[int, Vmo] = {}
     areas: dict[int, int] = {}  # mapped VMOs' boxes
     held: dict[int, int] = {}  # boxes of VMOs only held by handles
-    for row in rows:
-        vmo = row.vmo
+    for vmo in listed:
         if vmo.koid in vmos:
             continue
         vmos[vmo.koid] = vmo

@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
+from typing import NamedTuple
 
 from mxmem.model import (
     Aspace,
@@ -74,6 +76,38 @@ _VMO_FIELDS = (
 _SIZE_FIELDS = ("private_bytes", "shared_bytes", "pss_bytes")
 # The platforms a __META record may name (mxmem's memgraph writes one when not Magenta).
 _PLATFORMS = tuple(p.value for p in Platform if p is not Platform.MAGENTA)
+_U64_BITS = U64_LIMIT.bit_length() - 1
+# A vmos entry's fields, in one call (see _vmos).
+_entry_fields = itemgetter(
+    "koid",
+    "size_bytes",
+    "parent_koid",
+    "num_children",
+    "num_mappings",
+    "share_count",
+    "committed_bytes",
+    "name",
+)
+
+
+class _Place(NamedTuple):
+    """A record's place in error messages (``record 5 ("p/1234")``), formatted only when
+    an error names it: a large memgraph has tens of thousands of records, all well formed
+    as a rule, and each formatting costs a ``json.dumps``."""
+
+    number: int
+    rid: str
+
+    def __str__(self) -> str:
+        return _place(self.number, self.rid)
+
+
+def _place(index: int, rid: str) -> str:
+    return f"record {index} ({json.dumps(rid)[:60]})"
+
+
+# Where a record is: its place, or the lazy form of it.
+_Where = str | _Place
 
 
 @dataclass
@@ -81,12 +115,15 @@ class _RawProcess:
     koid: int
     job_koid: int
     name: str
-    place: str
+    place: _Where
     stats: TaskStats | None
     handle_stats: dict[ObjType, int] | None
-    # (vmo key, via, rights): the key is the koid, or the Vmo itself for a kernel-only
-    # VMO (koid 0), which has nothing else to tell it apart.
-    refs: list[tuple[object, str, int]] = field(default_factory=list)
+    # Its VMO handles and (placeholder) mappings, in the file's order; those of a
+    # kernel-only VMO have koid 0 until its koid is given: ``later`` lists them (a
+    # handle?, where in its list, the VMO).
+    handles: list[Handle] = field(default_factory=list)
+    mappings: list[Mapping] = field(default_factory=list)
+    later: list[tuple[bool, int, Vmo]] = field(default_factory=list)
     threads: list[Thread] = field(default_factory=list)
 
 
@@ -120,21 +157,73 @@ def from_records(document: object, where: str) -> Snapshot:
     records = reader.list_(document, "$")
     kernel: dict[str, int] = {}
     heap_allocated: int | None = None
-    jobs: dict[int, tuple[int | None, str, str, int | None]] = {}  # koid -> parent, name, place
+    # koid -> parent, name, place, charge
+    jobs: dict[int, tuple[int | None, str, _Where, int | None]] = {}
     processes: dict[int, _RawProcess] = {}
-    thread_parents: list[tuple[int, Thread, str]] = []
-    raw_vmos: dict[object, tuple[Vmo, str]] = {}
+    thread_parents: list[tuple[int, Thread, _Where]] = []
+    raw_vmos: dict[object, Vmo] = {}
     seen_ids: set[str] = set()
     timestamp: datetime | None = None
     platform = Platform.MAGENTA
     full = False
     unknown_states = 0
+    rights_of: dict[tuple[object, ...], int] = {}
+    mapping_of: dict[int, Mapping] = {}
+    states = ThreadState.__members__
     for i, value in enumerate(records):
+        # A large memgraph has tens of thousands of task records: a well-formed one takes
+        # this fast way, which checks what the checked way below checks and builds no error
+        # places; anything else goes the checked way, which names the first problem.
+        if type(value) is dict:
+            kind = value.get("type")
+            rid = value.get("id")
+            koid = value.get("koid")
+            name = value.get("name")
+            parent = value.get("parent")
+            if (
+                (kind == "t" or kind == "p" or kind == "j")
+                and type(koid) is int
+                and 0 <= koid < U64_LIMIT
+                and type(rid) is str
+                and rid == f"{kind}/{koid}"
+                and type(name) is str
+                and type(parent) is str
+                and rid not in seen_ids
+            ):
+                fast_place = _Place(i, rid)
+                if kind == "t":
+                    state_name = value.get("state")
+                    state = states.get(state_name) if type(state_name) is str else None
+                    ppid = _ref_koid(parent, "p/")
+                    if state is not None and ppid is not None:
+                        seen_ids.add(rid)
+                        thread = Thread(koid=koid, name=name, state=state)
+                        thread_parents.append((ppid, thread, fast_place))
+                        continue
+                elif kind == "p":
+                    process = _fast_process(value, koid, name, parent, fast_place)
+                    if process is not None:
+                        seen_ids.add(rid)
+                        processes[koid] = process
+                        if "vmos" in value or "vmo_refs" in value:
+                            full = True
+                            _vmos(
+                                reader, value, fast_place, process, raw_vmos, rights_of, mapping_of
+                            )
+                        continue
+                else:
+                    charge = value.get("charge_bytes")
+                    if charge is None or (type(charge) is int and 0 <= charge < U64_LIMIT):
+                        up = _ref_koid(parent, "j/") if parent.startswith("j/") else None
+                        if up is not None or not parent.startswith("j/"):
+                            seen_ids.add(rid)
+                            jobs[koid] = (up, name, fast_place, charge)
+                            continue
         place = f"record {i}"
         rec = reader.dict_(value, place)
         rid = rec.get("id")
         if isinstance(rid, str):
-            place = f"record {i} ({json.dumps(rid)[:60]})"
+            place = _place(i, rid)
             if rid in seen_ids:
                 reader.fail(place, "duplicate id")
             seen_ids.add(rid)
@@ -191,7 +280,7 @@ def from_records(document: object, where: str) -> Snapshot:
             processes[koid] = process
             if "vmos" in rec or "vmo_refs" in rec:
                 full = True
-                _vmos(reader, rec, place, process, raw_vmos)
+                _vmos(reader, rec, place, process, raw_vmos, rights_of, mapping_of)
         else:
             state_name = reader.str_(rec.get("state"), f"{place}.state")
             if state_name in ThreadState.__members__:
@@ -219,6 +308,47 @@ def from_records(document: object, where: str) -> Snapshot:
         full=full,
         unknown_states=unknown_states,
     )
+
+
+def _ref_koid(text: str, prefix: str) -> int | None:
+    """The koid of a well-formed ``"j/K"`` / ``"p/K"`` parent id, else None (the checked
+    :meth:`_Reader.task_ref` then says what is wrong)."""
+    digits = text[len(prefix) :]
+    if text.startswith(prefix) and digits.isdigit() and digits.isascii():
+        koid = int(digits)
+        if koid < U64_LIMIT:
+            return koid
+    return None
+
+
+def _fast_process(
+    rec: dict[str, object], koid: int, name: str, parent: str, place: _Where
+) -> _RawProcess | None:
+    """:func:`_process` of a well-formed process record without ``handle_stats``, else
+    None (the caller then takes the checked way)."""
+    job = _ref_koid(parent, "j/")
+    if job is None or "handle_stats" in rec:
+        return None
+    stats = None
+    if "pss_bytes" in rec:
+        private, shared, pss = rec.get("private_bytes"), rec.get("shared_bytes"), rec["pss_bytes"]
+        if not (
+            type(private) is int
+            and type(shared) is int
+            and type(pss) is int
+            and 0 <= private <= pss < U64_LIMIT
+            and 0 <= shared < U64_LIMIT
+        ):
+            return None
+        stats = TaskStats(
+            mapped_bytes=0,
+            private_bytes=private,
+            shared_bytes=shared,
+            scaled_shared_bytes=pss - private,
+        )
+    elif "private_bytes" in rec or "shared_bytes" in rec:
+        return None
+    return _RawProcess(koid, job, name, place, stats, None)
 
 
 def _process(
@@ -258,28 +388,103 @@ def _process(
 def _vmos(
     reader: _Reader,
     rec: dict[str, object],
-    place: str,
+    place: _Where,
     process: _RawProcess,
-    raw_vmos: dict[object, tuple[Vmo, str]],
+    raw_vmos: dict[object, Vmo],
+    rights_of: dict[tuple[object, ...], int],
+    mapping_of: dict[int, Mapping],
 ) -> None:
-    entries = reader.list_(rec.get("vmos"), f"{place}.vmos")
-    refs = reader.list_(rec.get("vmo_refs"), f"{place}.vmo_refs")
+    """The process's ``vmos`` and ``vmo_refs``: new VMOs into ``raw_vmos``, its VMO
+    handles and (placeholder) mappings into ``process``. ``rights_of`` caches the rights
+    of each list of names already seen (only lists of known rights are in it);
+    ``mapping_of``, the one placeholder mapping of each VMO, shared by every process that
+    maps it (immutable)."""
+    # (places formatted only for an error: see _Place)
+    entries = rec.get("vmos")
+    if type(entries) is not list:
+        entries = reader.list_(entries, f"{place}.vmos")
+    refs = rec.get("vmo_refs")
+    if type(refs) is not list:
+        refs = reader.list_(refs, f"{place}.vmo_refs")
     if len(entries) != len(refs):
         reader.fail(f"{place}.vmo_refs", f"{len(refs)} refs for {len(entries)} vmos entries")
-    rights_of: dict[tuple[str, ...], int] = {}
-    for n, (entry_value, ref_value) in enumerate(zip(entries, refs, strict=True)):
-        # A large memgraph has a million entries: a well-formed one takes this fast path,
-        # which builds no error places; anything else goes the checked way below, which
-        # names the first problem.
-        fast = _fast_entry(entry_value, ref_value, rights_of, raw_vmos)
-        if fast is not None:
-            key, new, via_name, rights = fast
-            if new is not None:
-                raw_vmos[key] = (new, place)
-            process.refs.append((key, via_name, rights))
-            continue
+    handles = process.handles
+    mappings = process.mappings
+    vmo_type = ObjType.VMO
+    members = Rights.__members__
+    for n, (entry, ref) in enumerate(zip(entries, refs, strict=True)):
+        # A large memgraph has a million entries: a well-formed one takes this fast way
+        # (these checks are the checked way's, inline: this is the reader's hottest
+        # loop), which builds no error places; anything else goes the checked way below,
+        # which names the first problem.
+        if type(entry) is dict and type(ref) is dict:
+            try:
+                koid, size, parent, children, mapped, share, committed, name = _entry_fields(entry)
+            except KeyError:
+                koid = None  # the checked way says which
+            via = ref.get("via")
+            if (
+                type(koid) is int
+                and type(size) is int
+                and type(parent) is int
+                and type(children) is int
+                and type(mapped) is int
+                and type(share) is int
+                and type(committed) is int
+                and type(name) is str
+                # All seven in [0, U64_LIMIT): their OR is, and a negative one makes it
+                # negative (shifted, -1).
+                and not (koid | size | parent | children | mapped | share | committed) >> _U64_BITS
+                and ref.get("vmo_koid") == koid
+                and type(ref["vmo_koid"]) is int
+                and type(via) is list
+                and len(via) == 1
+            ):
+                kind = via[0]
+                rights: int | None = 0
+                if kind == "HANDLE":
+                    rights = None
+                    names = ref.get("handle_rights", [])
+                    if type(names) is list:
+                        listed = tuple(names)
+                        try:
+                            rights = rights_of.get(listed)
+                        except TypeError:  # an array or object among them
+                            listed = (None,)
+                        if rights is None and all(
+                            type(r) is str and r in members and r not in _NOT_RIGHTS
+                            for r in listed
+                        ):
+                            rights = 0
+                            for r in listed:
+                                rights |= Rights[r]
+                            rights_of[listed] = rights
+                elif kind != "MAPPING":
+                    rights = None
+                if rights is not None:
+                    if koid:
+                        vmo = raw_vmos.get(koid)
+                        if vmo is None:  # (a VMO listed by an earlier entry is built once)
+                            vmo = raw_vmos[koid] = Vmo(
+                                koid, name, size, committed, parent or None, children,
+                                mapped, share, False, False,
+                            )  # fmt: skip
+                        if kind == "HANDLE":
+                            handles.append(Handle(len(handles) + 1, koid, vmo_type, rights))
+                        else:
+                            mapping = mapping_of.get(koid)
+                            if mapping is None:
+                                mapping = mapping_of[koid] = Mapping(0, 0, 0, koid, 0, 0, vmo.name)
+                            mappings.append(mapping)
+                        continue
+                    # memgraph's "no parent" is 0; a kernel-only VMO (koid 0) is told
+                    # apart by its figures.
+                    vmo = Vmo(0, name, size, committed, parent or None, children, mapped,
+                              share, False, True)  # fmt: skip
+                    _add_kernel_only(process, raw_vmos, vmo, kind, rights)
+                    continue
         where = f"{place}.vmos[{n}]"
-        entry = reader.dict_(entry_value, where)
+        entry = reader.dict_(entry, where)
         ints = {f: reader.int_(entry.get(f), f"{where}.{f}") for f in _VMO_FIELDS}
         vmo = Vmo(
             koid=ints["koid"],
@@ -292,84 +497,41 @@ def _vmos(
             share_count=ints["share_count"],
             kernel_only=ints["koid"] == 0,
         )
-        # A kernel-only VMO has no koid to tell it apart: the same figures are the same VMO.
-        key = vmo.koid if vmo.koid else vmo
-        if key not in raw_vmos:
-            raw_vmos[key] = (vmo, where)
         ref_place = f"{place}.vmo_refs[{n}]"
-        ref = reader.dict_(ref_value, ref_place)
+        ref = reader.dict_(ref, ref_place)
         if reader.int_(ref.get("vmo_koid"), f"{ref_place}.vmo_koid") != vmo.koid:
             reader.fail(f"{ref_place}.vmo_koid", f"does not match vmos[{n}].koid {vmo.koid}")
         via = reader.list_(ref.get("via"), f"{ref_place}.via", 1)
         if via[0] == "HANDLE":
+            kind = "HANDLE"
             rights = _rights(reader, ref.get("handle_rights", []), f"{ref_place}.handle_rights")
-            process.refs.append((key, "HANDLE", rights))
         elif via[0] == "MAPPING":
-            process.refs.append((key, "MAPPING", 0))
+            kind, rights = "MAPPING", 0
         else:
             reader.fail(f"{ref_place}.via[0]", 'expected "HANDLE" or "MAPPING"')
+        if not vmo.koid:
+            _add_kernel_only(process, raw_vmos, vmo, kind, rights)
+            continue
+        vmo = raw_vmos.setdefault(vmo.koid, vmo)
+        if kind == "HANDLE":
+            handles.append(Handle(len(handles) + 1, vmo.koid, vmo_type, rights))
+        else:
+            mappings.append(Mapping(0, 0, 0, vmo.koid, 0, 0, vmo.name))
 
 
-def _fast_entry(
-    entry: object,
-    ref: object,
-    rights_of: dict[tuple[str, ...], int],
-    known: dict[object, tuple[Vmo, str]],
-) -> tuple[object, Vmo | None, str, int] | None:
-    """A ``vmos`` entry and its ``vmo_refs`` entry when both are well formed (the VMO's
-    key, the VMO when ``known`` does not have it yet, ``"HANDLE"`` or ``"MAPPING"``, the
-    rights), else None: the caller then checks them one by one for the error message.
-    ``rights_of`` caches rights lists already seen."""
-    if type(entry) is not dict or type(ref) is not dict:
-        return None
-    try:
-        koid, size, parent = entry["koid"], entry["size_bytes"], entry["parent_koid"]
-        children, mappings = entry["num_children"], entry["num_mappings"]
-        share, committed, name = entry["share_count"], entry["committed_bytes"], entry["name"]
-    except KeyError:
-        return None
-    if not (
-        type(koid) is int
-        and type(size) is int
-        and type(parent) is int
-        and type(children) is int
-        and type(mappings) is int
-        and type(share) is int
-        and type(committed) is int
-        and type(name) is str
-        and min(koid, size, parent, children, mappings, share, committed) >= 0
-        and max(koid, size, parent, children, mappings, share, committed) < U64_LIMIT
-    ):
-        return None
-    via = ref.get("via")
-    vmo_koid = ref.get("vmo_koid")
-    if type(vmo_koid) is not int or vmo_koid != koid or type(via) is not list or len(via) != 1:
-        return None
-    if via[0] == "MAPPING":
-        rights = 0
-    elif via[0] == "HANDLE":
-        names = ref.get("handle_rights", [])
-        if type(names) is not list or not all(type(r) is str for r in names):
-            return None
-        listed = tuple(names)
-        cached = rights_of.get(listed)
-        if cached is None:
-            if not all(r in Rights.__members__ and r not in _NOT_RIGHTS for r in listed):
-                return None
-            cached = 0
-            for r in listed:
-                cached |= Rights[r]
-            rights_of[listed] = cached
-        rights = cached
+def _add_kernel_only(
+    process: _RawProcess, raw_vmos: dict[object, Vmo], vmo: Vmo, kind: str, rights: int
+) -> None:
+    """A reference to a kernel-only VMO (koid 0; the same figures are the same VMO), whose
+    koid is given once the whole file is read: a handle or mapping with koid 0 for now,
+    and where it is in ``process.later``."""
+    vmo = raw_vmos.setdefault(vmo, vmo)
+    if kind == "HANDLE":
+        process.later.append((True, len(process.handles), vmo))
+        process.handles.append(Handle(len(process.handles) + 1, 0, ObjType.VMO, rights))
     else:
-        return None
-    if koid and koid in known:  # a VMO listed by an earlier entry: built once
-        return koid, None, via[0], rights
-    # memgraph's "no parent" is 0; a kernel-only VMO (koid 0) is told apart by its figures.
-    vmo = Vmo(koid, name, size, committed, parent or None, children, mappings, share,
-              False, koid == 0)  # fmt: skip
-    key: object = koid if koid else vmo
-    return key, (None if key in known else vmo), via[0], rights
+        process.later.append((False, len(process.mappings), vmo))
+        process.mappings.append(Mapping(0, 0, 0, 0, 0, 0, vmo.name))
 
 
 def _build(
@@ -377,10 +539,10 @@ def _build(
     where: str,
     kernel_fields: dict[str, int],
     heap_allocated: int | None,
-    jobs_raw: dict[int, tuple[int | None, str, str, int | None]],
+    jobs_raw: dict[int, tuple[int | None, str, _Where, int | None]],
     processes_raw: dict[int, _RawProcess],
-    thread_parents: list[tuple[int, Thread, str]],
-    raw_vmos: dict[object, tuple[Vmo, str]],
+    thread_parents: list[tuple[int, Thread, _Where]],
+    raw_vmos: dict[object, Vmo],
     timestamp: datetime,
     *,
     platform: Platform,
@@ -427,19 +589,22 @@ def _build(
             reader.fail(f"{place}.parent", f"process {ppid} has no record")
         processes_raw[ppid].threads.append(thread)
     # VMOs: user koids as they are; kernel-only ones numbered after every koid in the file.
-    used = set(jobs_raw) | set(processes_raw) | {t.koid for _p, t, _w in thread_parents}
-    used |= {k for k in raw_vmos if isinstance(k, int)}
-    next_koid = max(used, default=0) + 1
     vmos: dict[int, Vmo] = {}
-    koid_of: dict[object, int] = {}
-    for key, (vmo, _place) in raw_vmos.items():
-        if isinstance(key, int):
-            vmos[key] = vmo
-            koid_of[key] = key
-        else:
-            vmos[next_koid] = vmo._replace(koid=next_koid)
-            koid_of[key] = next_koid
-            next_koid += 1
+    koid_of: dict[object, int] = {}  # kernel-only VMOs' keys (a user VMO's is its koid)
+    kernel_only = [key for key in raw_vmos if type(key) is not int]
+    if not kernel_only:
+        vmos = raw_vmos  # type: ignore[assignment]  # every key is a koid
+    else:
+        used = set(jobs_raw) | set(processes_raw) | {t.koid for _p, t, _w in thread_parents}
+        used |= {k for k in raw_vmos if type(k) is int}
+        next_koid = max(used, default=0) + 1
+        for key, vmo in raw_vmos.items():
+            if type(key) is int:
+                vmos[key] = vmo
+            else:
+                vmos[next_koid] = vmo._replace(koid=next_koid)
+                koid_of[key] = next_koid
+                next_koid += 1
     notes = [NO_MAPPINGS_NOTE]
     lost_handles = 0
     processes: dict[int, Process] = {}
@@ -447,15 +612,13 @@ def _build(
         handles: list[Handle] | None = None
         aspace = None
         if full or raw.handle_stats is not None:
-            handles = []
-        mappings: list[Vmar | Mapping] = []
-        for ref_key, via, rights in raw.refs:
-            vmo = vmos[koid_of[ref_key]]
-            if via == "HANDLE":
-                assert handles is not None
-                handles.append(Handle(len(handles) + 1, vmo.koid, ObjType.VMO, rights))
+            handles = raw.handles
+        mappings: list[Vmar | Mapping] = list(raw.mappings)
+        for is_handle, at, vmo in raw.later:  # kernel-only VMOs: their koids now
+            if is_handle:
+                raw.handles[at] = raw.handles[at]._replace(koid=koid_of[vmo])
             else:
-                mappings.append(Mapping(0, 0, 0, vmo.koid, 0, 0, vmo.name))
+                mappings[at] = Mapping(0, 0, 0, koid_of[vmo], 0, 0, vmo.name)
         if raw.handle_stats is not None:
             assert handles is not None
             for obj_type, count in raw.handle_stats.items():
