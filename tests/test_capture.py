@@ -11,6 +11,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fixed import FixedSource
@@ -435,6 +436,16 @@ def snapshot_json() -> dict[str, object]:
     return result
 
 
+def _memgraph_with(path: tuple[int | str, ...], value: object) -> bytes:
+    """MEMGRAPH with the value at ``path`` (record index, then keys) replaced."""
+    doc = copy.deepcopy(MEMGRAPH)
+    at: Any = doc
+    for key in path[:-1]:
+        at = at[key]
+    at[path[-1]] = value
+    return json.dumps(doc).encode()
+
+
 def bad_snapshot(edit: str) -> bytes:
     doc = snapshot_json()
     jobs = doc["jobs"]
@@ -507,6 +518,49 @@ def bad_snapshot(edit: str) -> bytes:
                 [*MEMGRAPH[:10], {**MEMGRAPH[10], "pss_bytes": -1}, *MEMGRAPH[11:]]
             ).encode(),
             'f.json: record 10 ("p/5").pss_bytes: -1 is out of range',
+        ),
+        # The reader's fast way for well-formed records and entries must leave every
+        # defect to the checked way: in a VMO listed again (vmos[1] is koid 9 again), in a
+        # kernel-only VMO (vmos[2]), in rights, in a thread record.
+        (
+            lambda: _memgraph_with((10, "vmos", 1, "committed_bytes"), 4096.0),
+            'f.json: record 10 ("p/5").vmos[1].committed_bytes: expected an integer, got float',
+        ),
+        (
+            lambda: _memgraph_with((10, "vmos", 1, "num_children"), True),
+            'f.json: record 10 ("p/5").vmos[1].num_children: expected an integer, got true',
+        ),
+        (
+            lambda: _memgraph_with((10, "vmos", 2, "size_bytes"), 2**64),
+            'f.json: record 10 ("p/5").vmos[2].size_bytes: 18446744073709551616 is out of range',
+        ),
+        (
+            lambda: _memgraph_with((10, "vmos", 1, "parent_koid"), -1),
+            'f.json: record 10 ("p/5").vmos[1].parent_koid: -1 is out of range',
+        ),
+        (
+            lambda: _memgraph_with((10, "vmo_refs", 0, "handle_rights"), [["READ"]]),
+            'f.json: record 10 ("p/5").vmo_refs[0].handle_rights[0]: expected a string',
+        ),
+        (
+            lambda: _memgraph_with((10, "vmo_refs", 0, "handle_rights"), ["READ", "NONE"]),
+            'f.json: record 10 ("p/5").vmo_refs[0].handle_rights[1]: unknown right "NONE"',
+        ),
+        (
+            lambda: _memgraph_with((10, "vmo_refs", 1, "vmo_koid"), True),
+            'f.json: record 10 ("p/5").vmo_refs[1].vmo_koid: expected an integer, got true',
+        ),
+        (
+            lambda: _memgraph_with((11, "koid"), True),
+            'f.json: record 11 ("t/6").koid: expected an integer, got true',
+        ),
+        (
+            lambda: _memgraph_with((11, "parent"), "p/\u0665"),
+            'f.json: record 11 ("t/6").parent: parent "p/\\u0665" is not a p/<koid> id',
+        ),
+        (
+            lambda: _memgraph_with((12, "charge_bytes"), -5),
+            'f.json: record 12 ("j/2").charge_bytes: -5 is out of range',
         ),
     ],
 )
