@@ -25,8 +25,9 @@ with processes below it none of which is known is :attr:`TaskFigures.all_unknown
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, NamedTuple
 
 from mxmem.accounting.magenta2017 import process_stats, share_counts
@@ -219,6 +220,12 @@ def _roll_up(
         sums[5] += figs.estimated
         sums[6] += figs.swap
         sums[8] += 1
+    return _job_figures(snapshot, own)
+
+
+def _job_figures(snapshot: Snapshot, own: Mapping[int, list[int]]) -> dict[int, TaskFigures]:
+    """Each job's figures from the sums of its own processes (``own``, by job koid: total,
+    private, shared, kernel, kernel told, estimated, swap, unknown, known)."""
     totals: dict[int, list[int]] = {koid: [0] * 9 for koid in snapshot.jobs}
     # Each job's own sums are added to it and its ancestors: the same totals as adding
     # every process to every ancestor, for a fraction of the work.
@@ -244,37 +251,54 @@ def _roll_up(
 
 def _magenta2017(snapshot: Snapshot) -> Figures:
     shares = share_counts(snapshot.vmos)
-    stats = {
-        koid: process_stats(snapshot, process, shares=shares)
-        for koid, process in snapshot.processes.items()
-    }
-    return stats_figures(snapshot, stats)
+    # Each process's stats and figures in one pass over the processes: a second pass
+    # over 10k processes, after their mappings were walked, cost ps 10% more at scale:10000.
+    return _stats_figures(snapshot, partial(process_stats, snapshot, shares=shares))
 
 
 def stats_figures(snapshot: Snapshot, stats: Mapping[int, TaskStats | None]) -> Figures:
     """The 2017 rule's figures from each process's :class:`TaskStats` (``None``:
     unknown), with the job roll-ups (:func:`.magenta2017.task_memory` uses them too)."""
+    return _stats_figures(snapshot, lambda process: stats.get(process.koid))
+
+
+def _stats_figures(
+    snapshot: Snapshot, stats_of: Callable[[Process], TaskStats | None]
+) -> Figures:
     processes: dict[int, TaskFigures | None] = {}
-    measured: set[int] = set()
+    measured: list[int] = []
     reports_swap = False
-    # Positional construction and plain-dict lookups: this runs once per process.
+    # Each job's own sums as in _roll_up, made in the same pass (this runs once per
+    # process, on every ps): total, private, shared, -, -, -, swap, unknown, known.
+    own: dict[int, list[int]] = {}
+    get_sums = own.get
     for koid, process in snapshot.processes.items():
-        mine = stats.get(koid)
+        mine = stats_of(process)
+        sums = get_sums(process.job_koid)
+        if sums is None:
+            sums = own[process.job_koid] = [0] * 9
         if mine is None:
             processes[koid] = None
+            sums[7] += 1
             continue
-        reports_swap = reports_swap or process.stats is not None
+        if process.stats is not None:
+            reports_swap = True
         if not process.kernel_thread:
-            measured.add(koid)
+            measured.append(koid)
         private = mine.private_bytes
         total = private + mine.scaled_shared_bytes
-        processes[koid] = TaskFigures(
-            total, private, mine.shared_bytes, None, (), 0, mine.swap_pss_bytes
-        )
+        shared = mine.shared_bytes
+        swap = mine.swap_pss_bytes
+        processes[koid] = TaskFigures(total, private, shared, None, (), 0, swap)
+        sums[0] += total
+        sums[1] += private
+        sums[2] += shared
+        sums[6] += swap
+        sums[8] += 1
     return Figures(
         rule="2017",
         processes=processes,
-        jobs=_roll_up(snapshot, processes),
+        jobs=_job_figures(snapshot, own),
         measured=frozenset(measured),
         reports_swap=reports_swap,
     )

@@ -49,7 +49,7 @@ def format_size(n: int, unit: str = "") -> str:
     Raises ``TypeError`` if ``n`` is not an ``int`` and ``ValueError`` if it is
     negative or ``unit`` is longer than one character (sizes.c takes a ``char``).
     """
-    if not isinstance(n, int) or isinstance(n, bool):
+    if type(n) is not int and (not isinstance(n, int) or isinstance(n, bool)):
         raise TypeError(f"size must be an int, not {type(n).__name__}")
     if n < 0:
         raise ValueError(f"size must be non-negative, got {n}")
@@ -67,22 +67,20 @@ def format_size(n: int, unit: str = "") -> str:
     remainder = 0  # remainder of the LAST division; sizes.c rounds only this
     whole = True  # true only if no division lost anything
 
-    def step() -> None:
-        nonlocal value, index, remainder, whole
-        value, remainder = divmod(value, 1024)
-        if remainder:
-            whole = False
-        index += 1
-
+    # (Each step inline, not a nested function: ps formats three sizes per process.)
     if unit:
         # Fixed unit: divide until we reach it, even if the whole part hits 0.
         while UNITS[index] != unit:
-            step()
+            value, remainder = divmod(value, 1024)
+            whole = whole and not remainder
+            index += 1
     else:
         # Natural unit: at most 4 whole digits; exact multiples of 1024 keep
         # climbing so that we print "1M", not "1024k".
         while index < _LAST_UNIT and (value >= 10000 or (value != 0 and value % 1024 == 0)):
-            step()
+            value, remainder = divmod(value, 1024)
+            whole = whole and not remainder
+            index += 1
 
     letter = UNITS[index]
     if whole:
