@@ -314,7 +314,7 @@ def test_a_capture_reloads_to_the_same_ps_json(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="sources/capture/memgraph.py gives every process a SwapPss of 0 that memgraph"
+    reason="sources/capture/memgraph gives every process a SwapPss of 0 that memgraph"
     " JSON does not record, so ps --json of the file gains swap_pss_bytes: 0",
 )
 def test_memgraph_json_of_a_world_reloads_to_the_same_ps_json(

@@ -1,34 +1,9 @@
-"""mxmem's own snapshot files: a lossless, versioned JSON form of a :class:`Snapshot`.
-
-:func:`dumps` and :func:`loads` are exact inverses: ``loads(dumps(s)) == s`` for every
-snapshot whose references are consistent (what every source produces). The format is
-documented in ``docs/capture-format.md``; bulk objects (mappings, VMOs, threads,
-handles) are positional arrays so that a large system's file stays small.
-
-Loading checks everything — types, ranges, duplicate koids, references to missing
-objects, cycles in parent chains — and reports the first problem as one
-:class:`~mxmem.errors.SourceError` line with its JSON path (``$.processes[3].koid``).
-
-A snapshot taken at ``Level.PAGES`` carries its page facts (exact attribution, issue 6)
-under the optional top-level key ``pages``; a file without it reads as before, so files
-written before page facts existed still load, and a snapshot without page facts is still
-written byte for byte as before.
-
-The model's typed facts are written in version 1's own terms, so readers of either age
-read files of either age: the platform is the key ``platform`` (a file without it was
-written before it existed: inferred from ``source``), a job's charges are its
-``[[key, value]]`` extras (``memory.current``, ``kpagecgroup``), a VMO without a parent
-has parent koid 0, the notes about the kernel address space are the ``notes`` starting
-with ``"kernel address space: "``, and a snapshot without real mappings (a memgraph
-capture's) has ``"has_mappings": false`` (or, written before that key, its note).
-"""
+"""Loading: a version-1 mxmem snapshot file, every field checked (the format: the package doc)."""
 
 from __future__ import annotations
 
-import collections.abc
 import json
 from collections.abc import Iterable
-from dataclasses import fields
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -57,200 +32,17 @@ from mxmem.model import (
 )
 from mxmem.sources.capture._check import Checker, describe
 from mxmem.sources.capture.memgraph import NO_MAPPINGS_NOTE
-
-__all__ = ["FORMAT", "VERSION", "dumps", "from_json", "loads", "to_json"]
-
-FORMAT = "mxmem-snapshot"
-VERSION = 1
-
-# VMARs nest a few levels deep in any real address space; a deeper tree is damage (and
-# would otherwise exhaust the interpreter's recursion limit).
-MAX_VMAR_DEPTH = 64
-
-_VMO_PHYSICAL = 1
-_VMO_KERNEL_ONLY = 2
-
-# A job's charges as version-1 extras: the key each is written under, and every key read
-# as it (a file from a cgroup v1 host says usage_in_bytes; all are the cgroup's charge).
-_CHARGE = "memory.current"
-_CHARGE_KEYS = (_CHARGE, "memory.usage_in_bytes")
-_CHARGED_PAGES = "kpagecgroup"
-
-# The figures every capture has; ``available_bytes`` (Linux only) is saved when known.
-_KERNEL_FIELDS = tuple(f.name for f in fields(KernelMemory) if f.name != "available_bytes")
-_CPU_FIELDS = tuple(f.name for f in fields(CpuStats))
-
-
-# --- saving ------------------------------------------------------------------------------
-
-
-def _kernel(kernel: KernelMemory) -> dict[str, int]:
-    saved = {n: getattr(kernel, n) for n in _KERNEL_FIELDS}
-    if kernel.available_bytes is not None:
-        saved["available_bytes"] = kernel.available_bytes
-    return saved
-
-
-def _stats(stats: TaskStats) -> list[int]:
-    return [
-        stats.mapped_bytes,
-        stats.private_bytes,
-        stats.shared_bytes,
-        stats.scaled_shared_bytes,
-        stats.swap_pss_bytes,
-    ]
-
-
-def _vmar(vmar: Vmar) -> list[Any]:
-    children: list[Any] = []
-    for child in vmar.children:
-        if isinstance(child, Vmar):
-            children.append(_vmar(child))
-        else:
-            m = child
-            entry: list[Any] = [
-                "M",
-                m.base,
-                m.size,
-                int(m.perms),
-                m.vmo_koid,
-                m.vmo_offset,
-                m.committed_bytes,
-                m.name,
-            ]
-            if m.stats is not None:
-                entry.append(_stats(m.stats))
-            children.append(entry)
-    return ["R", vmar.koid, vmar.name, vmar.base, vmar.size, children]
-
-
-def _aspace(aspace: Aspace | None) -> dict[str, Any] | None:
-    if aspace is None:
-        return None
-    return {"n": aspace.name, "b": aspace.base, "s": aspace.size, "r": _vmar(aspace.root)}
-
-
-def _cpu(cpu: CpuStats | None) -> dict[str, Any] | None:
-    if cpu is None:
-        return None
-    return {name: getattr(cpu, name) for name in _CPU_FIELDS}
-
-
-def _process(p: Process) -> dict[str, Any]:
-    out: dict[str, Any] = {"k": p.koid, "j": p.job_koid, "n": p.name, "s": p.state.value}
-    # Defaults are left out: most processes have no source figures and no notes.
-    if p.threads:
-        out["t"] = [[t.koid, t.name, t.state.value] for t in p.threads]
-    if p.handles is not None:
-        out["h"] = [[h.value, h.koid, h.type.value, int(h.rights)] for h in p.handles]
-    if p.aspace is not None:
-        out["a"] = _aspace(p.aspace)
-    if p.stats is not None:
-        out["st"] = _stats(p.stats)
-    if p.unreadable is not None:
-        out["u"] = p.unreadable
-    if p.kernel_thread:
-        out["kt"] = True
-    if p.vmo_koids is not None:
-        out["v"] = list(p.vmo_koids)
-    return out
-
-
-def _vmo(v: Vmo) -> list[Any]:
-    flags = (_VMO_PHYSICAL if v.physical else 0) | (_VMO_KERNEL_ONLY if v.kernel_only else 0)
-    return [
-        v.koid,
-        v.name,
-        v.size_bytes,
-        v.committed_bytes,
-        0 if v.parent_koid is None else v.parent_koid,
-        v.num_children,
-        v.num_mappings,
-        v.share_count,
-        flags,
-        v.phys_base,
-    ]
-
-
-def _pairs(values: collections.abc.Mapping[Any, int]) -> list[list[Any]]:
-    return [[k, v] for k, v in values.items()]
-
-
-def _page_facts(facts: PageFacts) -> dict[str, Any]:
-    # A page pattern is [[use, ...], count]; a use is [vmo_koid, [users]], with a third
-    # element `true` only when the kernel also holds the VMO (rare, so left out otherwise).
-    patterns: list[Any] = []
-    for key, count in facts.pages.items():
-        uses = [
-            [u.vmo_koid, list(u.users), True] if u.kernel else [u.vmo_koid, list(u.users)]
-            for u in key
-        ]
-        patterns.append([uses, count])
-    return {
-        "total_bytes": facts.total_bytes,
-        "page_size": facts.page_size,
-        "pages": patterns,
-        "process_kernel": [[pid, _pairs(kinds)] for pid, kinds in facts.process_kernel.items()],
-        "process_estimated": _pairs(facts.process_estimated),
-        "process_swap": _pairs(facts.process_swap),
-        "categories": _pairs(facts.categories),
-        "exact": facts.exact,
-        "notes": list(facts.notes),
-    }
-
-
-def _job_extras(job: Job) -> list[list[Any]]:
-    out: list[list[Any]] = []
-    if job.charge_bytes is not None:
-        out.append([_CHARGE, job.charge_bytes])
-    if job.charged_pages_bytes is not None:
-        out.append([_CHARGED_PAGES, job.charged_pages_bytes])
-    return out
-
-
-def to_json(snapshot: Snapshot) -> dict[str, Any]:
-    """The snapshot as a JSON-ready object (``format`` and ``version`` first; ``pages``
-    only when the snapshot has page facts)."""
-    kernel = snapshot.kernel
-    out: dict[str, Any] = {
-        "format": FORMAT,
-        "version": VERSION,
-        "source": snapshot.source,
-        "platform": snapshot.platform.value,
-        "level": snapshot.level.name,
-        "timestamp": snapshot.timestamp.isoformat(),
-        "kernel": None if kernel is None else _kernel(kernel),
-        "cpus": [_cpu(c) for c in snapshot.cpus],
-        "cpu_total": _cpu(snapshot.cpu_total),
-        "root_job": snapshot.root_job_koid,
-        "jobs": [
-            [
-                j.koid,
-                j.parent_koid,
-                j.name,
-                list(j.process_koids),
-                list(j.child_koids),
-                _job_extras(j),
-            ]
-            for j in snapshot.jobs.values()
-        ],
-        "processes": [_process(p) for p in snapshot.processes.values()],
-        "vmos": [_vmo(v) for v in snapshot.vmos.values()],
-        "kernel_aspace": _aspace(snapshot.kernel_aspace),
-        "notes": [*snapshot.notes, *snapshot.kernel_aspace_notes],
-    }
-    if not snapshot.has_mappings:
-        out["has_mappings"] = False
-    if snapshot.pages is not None:
-        out["pages"] = _page_facts(snapshot.pages)
-    return out
-
-
-def dumps(snapshot: Snapshot) -> str:
-    """The snapshot file's text: one line of compact, ASCII-only JSON (non-ASCII and
-    undecodable characters of names are ``\\u`` escapes, so any name survives)."""
-    return json.dumps(to_json(snapshot), separators=(",", ":"), ensure_ascii=True) + "\n"
-
+from mxmem.sources.capture.snapshot_file.wire import (
+    CHARGE_KEYS,
+    CHARGED_PAGES,
+    CPU_FIELDS,
+    FORMAT,
+    KERNEL_FIELDS,
+    MAX_VMAR_DEPTH,
+    VERSION,
+    VMO_KERNEL_ONLY,
+    VMO_PHYSICAL,
+)
 
 # --- loading -----------------------------------------------------------------------------
 
@@ -317,7 +109,7 @@ class _Loader(Checker):
     def cpu(self, value: object, place: str) -> CpuStats:
         obj = self.dict_(value, place)
         values: dict[str, Any] = {}
-        for name in _CPU_FIELDS:
+        for name in CPU_FIELDS:
             if name not in obj:
                 self.fail(place, f"missing {name!r}")
             if name == "cpu_number":
@@ -387,9 +179,9 @@ class _Loader(Checker):
             key = self.str_(kv[0], f"{where}[0]")
             amount = self.int_(kv[1], f"{where}[1]")
             # Another key (none has been written) names nothing the model holds.
-            if key in _CHARGE_KEYS:
+            if key in CHARGE_KEYS:
                 charge = amount
-            elif key == _CHARGED_PAGES:
+            elif key == CHARGED_PAGES:
                 pages = amount
         return Job(
             koid=self.int_(items[0], f"{place}[0]"),
@@ -408,7 +200,7 @@ class _Loader(Checker):
         items = self.list_(value, place, 10)
         ints = [self.int_(items[i], f"{place}[{i}]") for i in (0, 2, 3, 4, 5, 6, 7, 8, 9)]
         koid, size, committed, parent, children, mappings, share, flags, phys_base = ints
-        if flags > _VMO_PHYSICAL | _VMO_KERNEL_ONLY:
+        if flags > VMO_PHYSICAL | VMO_KERNEL_ONLY:
             self.fail(f"{place}[8]", f"unknown VMO flags {flags}")
         return Vmo(
             koid=koid,
@@ -419,8 +211,8 @@ class _Loader(Checker):
             num_children=children,
             num_mappings=mappings,
             share_count=share,
-            physical=bool(flags & _VMO_PHYSICAL),
-            kernel_only=bool(flags & _VMO_KERNEL_ONLY),
+            physical=bool(flags & VMO_PHYSICAL),
+            kernel_only=bool(flags & VMO_KERNEL_ONLY),
             phys_base=phys_base,
         )
 
@@ -615,7 +407,7 @@ def from_json(document: object, where: str) -> Snapshot:
     if top.get("kernel") is not None:
         obj = loader.dict_(top["kernel"], "$.kernel")
         kernel = KernelMemory(
-            **{n: loader.int_(obj.get(n), f"$.kernel.{n}") for n in _KERNEL_FIELDS},
+            **{n: loader.int_(obj.get(n), f"$.kernel.{n}") for n in KERNEL_FIELDS},
             available_bytes=loader.opt_int(obj.get("available_bytes"), "$.kernel.available_bytes"),
         )
     cpus = tuple(
