@@ -21,9 +21,8 @@ from pathlib import Path
 import profiles
 import pytest
 from hypothesis import settings
+from paths import GOLDEN_DIR
 from runner import Mxmem
-
-GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
