@@ -15,7 +15,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -619,28 +618,6 @@ def test_sim_kernel_aspace_keeps_the_figures_consistent() -> None:
     assert [m.vmo_offset for m in image] == [0, 0x180000, 0x200000, 0x210000, 0x310000]
     assert sum(m.size for m in image) == -(-km.wired_bytes // P) * P
     assert sum(m.committed_bytes for m in image) == km.wired_bytes
-
-
-@pytest.mark.parametrize(
-    ("name", "args"),
-    [
-        ("k-mx-ps_doc.txt", ["mx", "ps"]),
-        ("k-mx-jobs_doc.txt", ["mx", "jobs"]),
-        ("k-mx-ht-1043_doc.txt", ["mx", "ht", "1043"]),
-        ("k-mx-vmos-hidden_doc.txt", ["mx", "vmos", "hidden"]),
-        ("k-mx-vmos-all-uk_doc.txt", ["mx", "vmos", "all", "-uk"]),
-        ("k-mx-vmos-1867_doc.txt", ["mx", "vmos", "1867"]),
-        ("k-mx-asd-kernel_doc.txt", ["mx", "asd", "kernel"]),
-        ("k-mx-asd-1104_doc.txt", ["mx", "asd", "1104"]),
-    ],
-)
-def test_doc_world_goldens(
-    capsys: pytest.CaptureFixture[str],
-    golden: Callable[[str, str], None],
-    name: str,
-    args: list[str],
-) -> None:
-    golden(name, doc(capsys, *args))
 
 
 # --------------------------------------------------------------------------- hostile names

@@ -535,12 +535,6 @@ def test_handle_stats_count_every_handle(capsys: pytest.CaptureFixture[str]) -> 
             assert r["handle_stats"].get("vmo", 0) == sum(h.type is ObjType.VMO for h in handles)
 
 
-def test_doc_world_golden(capsys: pytest.CaptureFixture[str], golden: Any) -> None:
-    code, out, err = run(capsys, source=world_source("doc"))
-    assert (code, err) == (0, "")
-    golden("memgraph_doc.json", out)
-
-
 # --------------------------------------------------------------------------- options
 
 
