@@ -1,9 +1,10 @@
 """Shared test fixtures and the suite's own rules.
 
-- ``golden``: compare a whole output with a file of tests/golden/;
+- ``golden``: compare a whole output with a file of tests/goldens/data/;
 - ``mxmem``: the one way to run the command (in-process, as a child process, or started
-  in the background): see tests/runner.py;
-- Hypothesis profiles (``HYPOTHESIS_PROFILE=ci|dev``, default ``ci``): see tests/profiles.py;
+  in the background): see tests/support/runner.py;
+- Hypothesis profiles (``HYPOTHESIS_PROFILE=ci|dev``, default ``ci``): see
+  tests/support/profiles.py;
 - every test must leave no child process running and no pipe open (checked after each
   test's own fixtures are torn down): a leaked child or pipe would otherwise surface
   later as a hang or as a ResourceWarning failing some unrelated test.
@@ -29,7 +30,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-golden",
         action="store_true",
-        help="rewrite the regenerable files in tests/golden/ from the current output "
+        help="rewrite the regenerable files in tests/goldens/data/ from the current output "
         "(also: MXMEM_UPDATE_GOLDEN=1)",
     )
 
@@ -48,7 +49,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def golden(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
-    """``golden(name, text)``: assert ``text`` equals ``tests/golden/<name>``, or, when
+    """``golden(name, text)``: assert ``text`` equals ``tests/goldens/data/<name>``, or, when
     updating, write it there instead."""
     update = bool(request.config.getoption("--update-golden")) or (
         os.environ.get("MXMEM_UPDATE_GOLDEN") == "1"

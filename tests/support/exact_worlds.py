@@ -23,7 +23,7 @@ def tiny_world() -> Kernel:
     a, b and c all map it at 0x1000000; ``buf`` 1600 (1 page written) is held by b only
     through its handle, never mapped.
 
-    By hand (P = 4096; tests/test_exact.py explains the page-table counts):
+    By hand (P = 4096; tests/unit/accounting/test_exact.py explains the page-table counts):
 
     - pages: lib's 2 pages are used by a, b and c: 2P/3 = 2730⅔ each, shared; buf's page
       is b's alone (its handle makes b a user): 4096 private to b.

@@ -29,7 +29,7 @@ __all__ = ["EXIT_USAGE", "TOOLS", "TOOL_MODULES", "main"]
 
 # The tools as data: name -> (module, summary). A command imports only the module of the
 # tool it runs: importing all eight (the sim worlds, the treemap, memgraph...) cost ~25 ms
-# of CPU on every `mxmem --host ps`. tests/test_cli.py checks each entry against its
+# of CPU on every `mxmem --host ps`. tests/unit/cli/test_cli.py checks each entry against its
 # module's own TOOL.
 TOOL_MODULES: dict[str, tuple[str, str]] = {
     "ps": ("mxmem.cli.ps", "jobs, processes and threads with their PSS/PRIVATE/SHARED memory"),

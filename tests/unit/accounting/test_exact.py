@@ -2,7 +2,7 @@
 
 Each rule has a test on a small hand-built kernel with the expectation computed by hand;
 a Hypothesis property checks the invariant (Σ processes + Σ categories = total, to the
-byte) after any op sequence from ``tests/strategies.py``.
+byte) after any op sequence from ``tests/support/strategies.py``.
 
 Hand-computation notes: P = 4096. A fresh process costs one MMU page (its PML4); a first
 mapping at 0x1000000 adds a PT, a PD and a PDPT page (3 more), so a process with mappings

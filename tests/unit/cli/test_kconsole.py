@@ -1,8 +1,8 @@
 """``mxmem k mx ...``: the kernel console's diagnostic commands (spec §10).
 
 Hand-built kernels pin every number by hand; the ``doc`` world's whole outputs are
-goldens (tests/golden/k-mx-*_doc.txt, regenerated with ``--update-golden``).
-tests/golden/k-mx-asd-kernel.seed.txt is the seed document's ``k mx asd kernel`` example,
+goldens (tests/goldens/data/k-mx-*_doc.txt, regenerated with ``--update-golden``).
+tests/goldens/data/k-mx-asd-kernel.seed.txt is the seed document's ``k mx asd kernel`` example,
 copied verbatim (never regenerated): the doc world's dump must have exactly its line
 shapes.
 """

@@ -490,7 +490,7 @@ def test_source_without_cpu_counters(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_ctrl_c_ends_kstats_cleanly(mxmem: Mxmem) -> None:
     # mxmem.start gives the child SIGINT's default action even when the suite runs from a
-    # background shell that ignores it (tests/runner.py).
+    # background shell that ignores it (tests/support/runner.py).
     with mxmem.start("--sim", "kstats", "-m", "-d", "0.2") as proc:
         assert proc.readline() == KMEM_HEADER + "\n"
         assert proc.readline().startswith("   2046.9M")

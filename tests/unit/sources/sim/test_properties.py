@@ -1,6 +1,6 @@
 """Property tests: random op sequences against the simulated kernel and the 2017 rule.
 
-Worlds come from ``tests/strategies.py``. The expected figures here are recomputed from
+Worlds come from ``tests/support/strategies.py``. The expected figures here are recomputed from
 the kernel's own objects (page bitmaps, VMAR trees, handle tables) without going through
 the snapshot, so the properties check the kernel's bookkeeping, the snapshot source and
 the accounting against each other.
