@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import pytest
 from paths import GOLDEN_DIR
+from runner import Mxmem
 
 from mxmem.accounting.magenta2017 import task_memory
-from mxmem.cli import main
 from mxmem.model import Level, Perm, ProcessState, Snapshot
 from mxmem.sources.sim.source import kernel_snapshot
 from mxmem.sources.sim.worlds import build, worlds
@@ -27,9 +27,8 @@ VDSO = 1031
 DOC_SCALED_VDSO = 24576 // 12 + 4096 // 12
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
+def run(mxmem: Mxmem, *argv: str) -> str:
+    code, out, err = mxmem.run(*argv)
     assert (code, err) == (0, "")
     return out
 
@@ -69,13 +68,13 @@ def snapshot(world: str) -> Snapshot:
 
 @pytest.mark.parametrize("argv", [["--sim", "ps"], ["--sim=doc", "ps"]])
 def test_ps_prints_the_doc_table_byte_for_byte(
-    capsys: pytest.CaptureFixture[str], argv: list[str]
+    mxmem: Mxmem, argv: list[str]
 ) -> None:
-    assert run(capsys, *argv) == (GOLDEN_DIR / "ps_doc.txt").read_text()
+    assert run(mxmem, *argv) == (GOLDEN_DIR / "ps_doc.txt").read_text()
 
 
-def test_vmaps_2470_shows_the_doc_lines_in_order(capsys: pytest.CaptureFixture[str]) -> None:
-    out = run(capsys, "--sim=doc-vmaps", "vmaps", "2470")
+def test_vmaps_2470_shows_the_doc_lines_in_order(mxmem: Mxmem) -> None:
+    out = run(mxmem, "--sim=doc-vmaps", "vmaps", "2470")
     runs = seed_runs((GOLDEN_DIR / "vmaps_doc-vmaps_2470.seed.txt").read_text())
     assert [len(r) for r in runs] == [2, 4, 1, 2, 1, 3, 4]
     assert missing_run(runs, out) is None
@@ -84,8 +83,8 @@ def test_vmaps_2470_shows_the_doc_lines_in_order(capsys: pytest.CaptureFixture[s
     assert len(out.splitlines()) > sum(len(r) for r in runs) + len(runs)
 
 
-def test_vmos_1118_shows_the_doc_lines_in_order(capsys: pytest.CaptureFixture[str]) -> None:
-    out = run(capsys, "--sim=doc-vmos", "vmos", "1118")
+def test_vmos_1118_shows_the_doc_lines_in_order(mxmem: Mxmem) -> None:
+    out = run(mxmem, "--sim=doc-vmos", "vmos", "1118")
     runs = seed_runs((GOLDEN_DIR / "vmos_doc-vmos_1118.seed.txt").read_text())
     assert [len(r) for r in runs] == [7, 4]
     assert missing_run(runs, out) is None
@@ -115,12 +114,12 @@ def test_seed_matcher_rejects_reordered_or_broken_runs() -> None:
     ],
 )
 def test_whole_outputs_match_goldens(
-    capsys: pytest.CaptureFixture[str],
+    mxmem: Mxmem,
     golden: Callable[[str, str], None],
     golden_name: str,
     argv: list[str],
 ) -> None:
-    golden(golden_name, run(capsys, *argv))
+    golden(golden_name, run(mxmem, *argv))
 
 
 # --------------------------------------------------------------------------- the worlds

@@ -7,8 +7,8 @@ from importlib.resources import files
 
 import jsonschema
 import pytest
+from runner import Mxmem, Result
 
-from mxmem.cli import main
 from mxmem.cli.vmos import HELP
 from mxmem.model import Perm, Rights
 from mxmem.sources.sim import PAGE_SIZE, Kernel, SimSource
@@ -62,16 +62,12 @@ def app_world() -> Kernel:
     return k
 
 
-def run_vmos(
-    capsys: pytest.CaptureFixture[str], *args: str, kernel: Kernel | None = None
-) -> tuple[int, str, str]:
-    code = main(["vmos", *args], source=SimSource(kernel or app_world()))
-    out, err = capsys.readouterr()
-    return code, out, err
+def run_vmos(mxmem: Mxmem, *args: str, kernel: Kernel | None = None) -> Result:
+    return mxmem.run("vmos", *args, source=SimSource(kernel or app_world()))
 
 
-def test_rows(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_vmos(capsys, "3000")
+def test_rows(mxmem: Mxmem) -> None:
+    code, out, err = run_vmos(mxmem, "3000")
     assert (code, err) == (0, "")
     assert out.splitlines() == [
         HEADER,
@@ -92,8 +88,8 @@ def test_rows(capsys: pytest.CaptureFixture[str]) -> None:
     ]
 
 
-def test_other_process_sees_the_shared_vmo(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_vmos(capsys, "0xc1c")  # 3100
+def test_other_process_sees_the_shared_vmo(mxmem: Mxmem) -> None:
+    code, out, _ = run_vmos(mxmem, "0xc1c")  # 3100
     assert code == 0
     assert out.splitlines() == [
         HEADER,
@@ -102,17 +98,17 @@ def test_other_process_sees_the_shared_vmo(capsys: pytest.CaptureFixture[str]) -
     ]
 
 
-def test_process_without_vmos_prints_headers(capsys: pytest.CaptureFixture[str]) -> None:
+def test_process_without_vmos_prints_headers(mxmem: Mxmem) -> None:
     k = Kernel(16 << 20, wired_bytes=1 << 20)
     p = k.process_create(k.root_job, "empty", koid=1100)
     k.process_start(p)
-    code, out, _ = run_vmos(capsys, "1100", kernel=k)
+    code, out, _ = run_vmos(mxmem, "1100", kernel=k)
     assert (code, out) == (0, HEADER + "\n" + HEADER + "\n")
 
 
 @pytest.mark.parametrize("arg", ["help", "-help", "--help"])
-def test_help(capsys: pytest.CaptureFixture[str], arg: str) -> None:
-    code, out, err = run_vmos(capsys, arg)
+def test_help(mxmem: Mxmem, arg: str) -> None:
+    code, out, err = run_vmos(mxmem, arg)
     assert (code, out, err) == (0, HELP, "")
     assert out.startswith("Usage: vmos <process-koid>\n\nDumps a process's VMOs to stdout.\n")
 
@@ -128,35 +124,35 @@ def test_help_explains_every_column() -> None:
 
 
 @pytest.mark.parametrize("args", [[], ["1", "2"], ["--json"]])
-def test_usage(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
-    assert run_vmos(capsys, *args) == (2, "", USAGE)
+def test_usage(mxmem: Mxmem, args: list[str]) -> None:
+    assert run_vmos(mxmem, *args) == (2, "", USAGE)
 
 
-def test_not_a_number(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_vmos(capsys, "0x1g") == (2, "", 'ERROR: "0x1g" is not a number\n' + USAGE)
+def test_not_a_number(mxmem: Mxmem) -> None:
+    assert run_vmos(mxmem, "0x1g") == (2, "", 'ERROR: "0x1g" is not a number\n' + USAGE)
 
 
-def test_missing_process(capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_process(mxmem: Mxmem) -> None:
     # 3010 is a VMO's koid, not a process's.
-    assert run_vmos(capsys, "3010") == (
+    assert run_vmos(mxmem, "3010") == (
         1,
         "",
         "ERROR: couldn't find process with koid 3010: MX_ERR_NOT_FOUND (-25)\n" + USAGE,
     )
 
 
-def test_dead_process(capsys: pytest.CaptureFixture[str]) -> None:
+def test_dead_process(mxmem: Mxmem) -> None:
     k = app_world()
     k.process_kill(k.root_job.processes[1])
-    assert run_vmos(capsys, "3100", kernel=k) == (
+    assert run_vmos(mxmem, "3100", kernel=k) == (
         1,
         "",
         "ERROR: process 3100 has no address space (state dead): MX_ERR_BAD_STATE (-20)\n",
     )
 
 
-def test_json(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_vmos(capsys, "3000", "--json")
+def test_json(mxmem: Mxmem) -> None:
+    code, out, err = run_vmos(mxmem, "3000", "--json")
     assert (code, err) == (0, "")
     rows = json.loads(out)
     jsonschema.validate(rows, VMOS_SCHEMA)
@@ -239,19 +235,19 @@ def test_schema_ties_rights_to_handles_and_alloc_to_ram() -> None:
             jsonschema.validate([bad], VMOS_SCHEMA)
 
 
-def test_hostile_vmo_name(capsys: pytest.CaptureFixture[str]) -> None:
+def test_hostile_vmo_name(mxmem: Mxmem) -> None:
     k = Kernel(16 << 20, wired_bytes=1 << 20)
     p = k.process_create(k.root_job, "p", koid=1100)
     k.process_start(p)
     k.vmo_create(0x1000, "\x1b[31mred\x1b[0m\n", owner=p, koid=1110)
-    code, out, _ = run_vmos(capsys, "1100", kernel=k)
+    code, out, _ = run_vmos(mxmem, "1100", kernel=k)
     assert code == 0
     assert out.splitlines()[1] == (
         "rwxmdt  1110      -     0    0    1      4k      0B \\x1b[31mred\\x1b[0m\\n"
     )
 
 
-def test_wide_koids_widen_their_columns(capsys: pytest.CaptureFixture[str]) -> None:
+def test_wide_koids_widen_their_columns(mxmem: Mxmem) -> None:
     # A Linux host's koids are 16 digits: on main they overflowed the 5-wide column and
     # every row's later columns shifted right of the header.
     k = Kernel(64 << 20, wired_bytes=1 << 20)
@@ -261,8 +257,9 @@ def test_wide_koids_widen_their_columns(capsys: pytest.CaptureFixture[str]) -> N
     lib = k.vmo_create(PAGE_SIZE, "lib", owner=app, koid=big)
     k.vmar_map(root_vmar(app), lib, addr=0x10000000)
     k.vmo_clone(lib, 0, PAGE_SIZE, "copy", owner=app, koid=big + 1)
-    assert main(["vmos", "3000"], source=SimSource(k)) == 0
-    lines = capsys.readouterr().out.splitlines()
+    code, out, _ = mxmem.run("vmos", "3000", source=SimSource(k))
+    assert code == 0
+    lines = out.splitlines()
     header = "rights             koid           parent #chld #map #shr    size   alloc name"
     assert lines[0] == lines[-1] == header
     assert lines[1:-1] == [

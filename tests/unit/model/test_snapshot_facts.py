@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from paths import FIXTURES
+from runner import Mxmem, Result
 
-from mxmem.cli import main
 from mxmem.model import ASPACE_NOTE, Level, Platform
 from mxmem.render.kconsole import PS_HEADER, PS_KEY
 from mxmem.render.kconsole_linux import LINUX_PS_HEADER, LINUX_PS_KEY
@@ -26,10 +26,8 @@ LINUX = sys.platform.startswith("linux") and os.path.exists("/proc/self/smaps_ro
 
 
 
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(argv)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+def run(argv: list[str], mxmem: Mxmem) -> Result:
+    return mxmem.run(*argv)
 
 
 # A capture of a Linux host as mxmem wrote it before snapshots had a platform (hand-written,
@@ -77,14 +75,14 @@ FUCHSIA = FIXTURES / "fuchsia" / "test_snapshot.json"
 
 
 def test_every_source_states_its_platform(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, mxmem: Mxmem
 ) -> None:
     sim = open_source("sim:doc")
     assert sim.snapshot(Level.KMEM).platform is Platform.MAGENTA
     assert sim.snapshot(Level.FULL).platform is Platform.MAGENTA
     assert sim.snapshot(Level.FULL).has_mappings
     assert open_source(f"capture:{FUCHSIA}").snapshot().platform is Platform.FUCHSIA
-    code, out, _ = run(["--sim", "memgraph", "-v"], capsys)
+    code, out, _ = run(["--sim", "memgraph", "-v"], mxmem)
     assert code == 0
     memgraph = tmp_path / "m.json"
     memgraph.write_text(out)
@@ -97,35 +95,35 @@ def test_every_source_states_its_platform(
 
 
 def test_k_mx_ps_on_a_linux_capture_prints_linux_columns(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, mxmem: Mxmem
 ) -> None:
     # The regression: the columns were chosen by the source's name ("host"), so a capture
     # of a Linux host replayed with --capture printed Magenta handle types.
     linux = replace(open_source("sim:doc").snapshot(Level.FULL), platform=Platform.LINUX)
     path = tmp_path / "linux.json"
     path.write_text(dumps(linux))
-    code, out, _ = run(["--capture", str(path), "k", "mx", "ps"], capsys)
+    code, out, _ = run(["--capture", str(path), "k", "mx", "ps"], mxmem)
     assert code == 0 and out.startswith(LINUX_PS_HEADER)
-    assert run(["--capture", str(path), "k", "mx", "ps", "help"], capsys)[1] == LINUX_PS_KEY
+    assert run(["--capture", str(path), "k", "mx", "ps", "help"], mxmem)[1] == LINUX_PS_KEY
     # The same snapshot as Magenta's keeps Magenta's columns.
     path.write_text(dumps(replace(linux, platform=Platform.MAGENTA)))
-    code, out, _ = run(["--capture", str(path), "k", "mx", "ps"], capsys)
+    code, out, _ = run(["--capture", str(path), "k", "mx", "ps"], mxmem)
     assert code == 0 and out.startswith(PS_HEADER)
-    assert run(["--capture", str(path), "k", "mx", "ps", "help"], capsys)[1] == PS_KEY
+    assert run(["--capture", str(path), "k", "mx", "ps", "help"], mxmem)[1] == PS_KEY
 
 
 @pytest.mark.skipif(not LINUX, reason="needs Linux /proc with smaps_rollup")
 def test_k_mx_ps_on_a_capture_of_this_host_matches_the_host(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, mxmem: Mxmem
 ) -> None:
     path = tmp_path / "host.json"
-    assert run(["--host", "capture", "-o", str(path)], capsys)[0] == 0
-    code, out, _ = run(["--capture", str(path), "k", "mx", "ps"], capsys)
+    assert run(["--host", "capture", "-o", str(path)], mxmem)[0] == 0
+    code, out, _ = run(["--capture", str(path), "k", "mx", "ps"], mxmem)
     assert code == 0 and out.startswith(LINUX_PS_HEADER)
 
 
 def test_an_old_capture_of_a_linux_host_loads_with_typed_facts(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, mxmem: Mxmem
 ) -> None:
     path = write(tmp_path / "old.json", OLD_HOST_FILE)
     snap = open_source(f"capture:{path}").snapshot()
@@ -138,31 +136,31 @@ def test_an_old_capture_of_a_linux_host_loads_with_typed_facts(
     assert snap.notes == ("a general note",)
     assert snap.kernel_aspace_notes == (f"{ASPACE_NOTE}vmallocinfo needs root",)
     assert snap.has_mappings
-    code, out, _ = run(["--capture", path, "k", "mx", "ps"], capsys)
+    code, out, _ = run(["--capture", path, "k", "mx", "ps"], mxmem)
     assert (code, out) == (
         0,
         LINUX_PS_HEADER
         + "     10   3:   1   1   0   0   0   0   0   1   0   0 [server]\n",
     )
     # The kernel address space note is printed where it was: by `k mx asd kernel` only.
-    code, out, err = run(["--capture", path, "k", "mx", "asd", "kernel"], capsys)
+    code, out, err = run(["--capture", path, "k", "mx", "asd", "kernel"], mxmem)
     assert code == 1 and err == f"k: note: {ASPACE_NOTE}vmallocinfo needs root\n"
-    code, out, err = run(["--capture", path, "ps"], capsys)
+    code, out, err = run(["--capture", path, "ps"], mxmem)
     assert code == 0 and err == "ps: note: a general note\n"
 
 
-def test_job_charges_keep_ps_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_job_charges_keep_ps_json(tmp_path: Path, mxmem: Mxmem) -> None:
     path = write(tmp_path / "old.json", OLD_HOST_FILE)
-    code, out, _ = run(["--capture", path, "ps", "--json"], capsys)
+    code, out, _ = run(["--capture", path, "ps", "--json"], mxmem)
     assert code == 0
     rows = {row["koid"]: row for row in json.loads(out)}
     assert rows[2]["cgroup_charge_bytes"] == 65536 and "cgroup_charge_bytes" not in rows[1]
-    code, out, _ = run(["--capture", path, "ps", "--attribution=exact", "--json"], capsys)
+    code, out, _ = run(["--capture", path, "ps", "--attribution=exact", "--json"], mxmem)
     assert code == 0
     rows = {row["koid"]: row for row in json.loads(out)["rows"]}
     assert (rows[2]["cgroup_charge_bytes"], rows[2]["cgroup_pages_bytes"]) == (65536, 8192)
     assert "cgroup_charge_bytes" not in rows[1] and "cgroup_pages_bytes" not in rows[1]
-    code, out, _ = run(["--capture", path, "memgraph"], capsys)
+    code, out, _ = run(["--capture", path, "memgraph"], mxmem)
     jobs = {r["koid"]: r for r in json.loads(out) if r["type"] == "j"}
     assert jobs[2]["charge_bytes"] == 65536 and "charge_bytes" not in jobs[1]
 
@@ -182,9 +180,9 @@ def test_files_are_written_in_version_1_terms() -> None:
 
 
 def test_a_saved_memgraph_capture_still_has_no_mappings(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, mxmem: Mxmem
 ) -> None:
-    code, out, _ = run(["--sim", "memgraph", "-v"], capsys)
+    code, out, _ = run(["--sim", "memgraph", "-v"], mxmem)
     assert code == 0
     snap = load_capture(out.encode(), "m.json")
     saved = json.loads(dumps(snap))
@@ -196,7 +194,7 @@ def test_a_saved_memgraph_capture_still_has_no_mappings(
     assert not again.has_mappings and again.platform is Platform.MAGENTA
     path = write(tmp_path / "saved.json", saved)
     process = next(iter(again.processes))
-    assert run(["--capture", path, "vmaps", str(process)], capsys) == (
+    assert run(["--capture", path, "vmaps", str(process)], mxmem) == (
         1,
         "",
         f"vmaps: {NO_MAPPINGS_NOTE}\n",
