@@ -20,7 +20,7 @@ from importlib import import_module
 from typing import TextIO
 
 from mxmem.cli.common import LazySource, RunFn, Tool
-from mxmem.cli.options import EXIT_USAGE
+from mxmem.cli.options import EXIT_USAGE, source_option
 from mxmem.errors import MxmemError, UsageError
 from mxmem.render.text import safe_text
 from mxmem.sources import Source
@@ -109,6 +109,7 @@ Options:
 def _dispatch(args: Sequence[str], source: Source | None, out: TextIO, err: TextIO) -> int:
     spec = DEFAULT_SOURCE
     chosen = False
+    given = ""  # the source option given, for the error when another follows
     i = 0
     while i < len(args) and args[i].startswith("-"):
         arg = args[i]
@@ -120,6 +121,12 @@ def _dispatch(args: Sequence[str], source: Source | None, out: TextIO, err: Text
 
             out.write(f"mxmem {__version__}\n")
             return 0
+        if chosen and source_option(arg):
+            raise UsageError(
+                f"two source options ({safe_text(given)} and {safe_text(arg)}): give one",
+                EXIT_USAGE,
+            )
+        given = arg
         if arg == "--sim":
             spec = SIM_DEFAULT
         elif arg.startswith("--sim="):
@@ -146,10 +153,33 @@ def _dispatch(args: Sequence[str], source: Source | None, out: TextIO, err: Text
     if i == len(args):
         err.write(_help())
         return EXIT_USAGE
-    tool = TOOLS.get(args[i])
+    name = args[i]
+    tool = TOOLS.get(name)
     if tool is None:
-        raise UsageError(f"unknown tool {args[i]!r}; `mxmem --help` lists the tools", EXIT_USAGE)
-    return tool.run(args[i + 1 :], source or LazySource(spec, chosen=chosen), out, err)
+        raise UsageError(
+            f"unknown tool {name!r}; `mxmem --help` lists the tools{_world_hint(name)}",
+            EXIT_USAGE,
+        )
+    try:
+        return tool.run(args[i + 1 :], source or LazySource(spec, chosen=chosen), out, err)
+    except MxmemError as e:
+        # A tool's own error already names the tool ("treemap: cannot write ..."): one
+        # prefix form, as the tools that print their errors themselves use.
+        message = safe_text(str(e))
+        if not message.startswith(f"{name}: "):
+            raise
+        err.write(f"{message}\n")
+        return e.exit_code
+
+
+def _world_hint(name: str) -> str:
+    """For an unknown tool that is a simulated world (`mxmem --sim doc ps`): how to name
+    a world."""
+    from mxmem.sources.sim.worlds import worlds
+
+    if any(w.name == name for w in worlds()):
+        return " (worlds are given as --sim=WORLD)"
+    return ""
 
 
 def _silence_stdout() -> None:

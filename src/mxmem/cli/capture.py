@@ -14,9 +14,9 @@ import gzip
 from collections.abc import Sequence
 from typing import TextIO
 
-from mxmem.cli.common import Tool
+from mxmem.cli.common import Tool, capture_file
 from mxmem.cli.options import ATTRIBUTION_OPT, Grammar, Opt, parse, usage_error
-from mxmem.cli.outfile import check_output, write_file
+from mxmem.cli.outfile import check_output, refuse_input, write_file
 from mxmem.model import Level
 from mxmem.sources import Source
 from mxmem.sources.capture.snapshot_file import dumps
@@ -61,6 +61,7 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
     path, level = parsed
     if path != "-":
         check_output("capture", path)
+        refuse_input("capture", path, capture_file(source))
     text = dumps(source.snapshot(level))
     if path == "-":
         out.write(text)

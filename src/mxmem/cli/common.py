@@ -205,3 +205,9 @@ def print_notes(tool: str, notes: Sequence[str], err: TextIO) -> None:
     """A source's accuracy caveats, one line each, after the output."""
     for note in notes:
         err.write(f"{tool}: note: {safe_text(note)}\n")
+
+
+def capture_file(source: Source) -> str | None:
+    """The capture file ``source`` reads (``--capture=F``), or None."""
+    kind, _, path = source.name.partition(":")
+    return path if kind == "capture" and path else None

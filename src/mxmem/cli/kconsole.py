@@ -1,14 +1,15 @@
 """``mxmem k mx ...``: the Magenta kernel console's diagnostic commands (spec §10), over a
 snapshot instead of a live kernel.
 
-The kernel console has one output stream, so everything a console command printed —
-tables, the usage, ``process not found!`` — goes to stdout, and the exit status tells
-output (0) from a missing or unreadable object (1) or a usage error (2, as in every
-tool). A process whose handles or address space the source could not read (another
+The kernel console had one output stream; mxmem's ``k`` has two, as every tool: the
+tables go to stdout, and the usage, ``process not found!`` and every other error to
+stderr (the spec pins their words, not their stream), and the exit status tells output
+(0) from a missing or unreadable object (1) or a usage error (2, as in every tool). A process whose handles or address space the source could not read (another
 user's on a Linux host, a kernel thread) is said to be so, in one line, never shown as
-an empty table. Arguments are read as the console
-read them (``cmd_args.u`` is LK's ``atoul``: decimal, or hex after ``0x``; anything else
-reads as 0, so ``k mx ht abc`` looks for process 0).
+an empty table. Numbers are read as the console read them (``cmd_args.u`` is LK's
+``atoul``: decimal, or hex after ``0x``), but where the console read anything else as 0
+(``k mx ht abc`` looked for process 0), a koid that is not a number is a usage error, and
+so is an argument a command does not take (``k mx ps junk``).
 
 Commands that change a live kernel — ``mwd`` and ``hwd`` (watchdogs that poll) and
 ``kill`` — make no sense over a snapshot: they say so on stderr and exit 1.
@@ -73,15 +74,29 @@ def atoul(text: str) -> int:
     return value
 
 
-def _usage(out: TextIO, prefix: str = "") -> int:
-    out.write(prefix + USAGE)
+def _usage(err: TextIO, prefix: str = "") -> int:
+    err.write(prefix + USAGE)
     return EXIT_USAGE
 
 
-def _process(snapshot: Snapshot, koid: int, out: TextIO) -> Process | None:
+def is_number(text: str) -> bool:
+    """Whether ``text`` is a whole number as :func:`atoul` reads one: decimal digits, or
+    hex digits after ``0x``."""
+    if text.startswith("0x"):
+        digits, valid = text[2:], "0123456789abcdefABCDEF"
+    else:
+        digits, valid = text, "0123456789"
+    return bool(digits) and all(ch in valid for ch in digits)
+
+
+def _not_a_koid(text: str, err: TextIO) -> int:
+    return _usage(err, f"not a process koid: {safe_text(text)}\n")
+
+
+def _process(snapshot: Snapshot, koid: int, err: TextIO) -> Process | None:
     process = snapshot.processes.get(koid)
     if process is None:
-        out.write(NOT_FOUND)
+        err.write(NOT_FOUND)
     return process
 
 
@@ -100,26 +115,28 @@ def _unseen(process: Process, *, handles: bool, aspace: bool) -> str | None:
     return None
 
 
-def _vmos(args: Sequence[str], source: Source, out: TextIO) -> int:
+def _vmos(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
     unit = ""
     if len(args) >= 2:
         option = args[1]
         if not option.startswith("-u"):
-            return _usage(out, f"unknown option {safe_text(option)}\n")
+            return _usage(err, f"unknown option {safe_text(option)}\n")
         unit = option[2:3]  # one character, as the console takes it
     target = args[0]
     if target in ("all", "hidden"):
         snapshot = source.snapshot(Level.FULL)
         write_all_vmos(snapshot, out, hidden_only=target == "hidden", unit=unit)
         return 0
+    if not is_number(target):
+        return _not_a_koid(target, err)
     koid = atoul(target)
     snapshot = source.snapshot(Level.FULL, processes=[koid])
-    process = _process(snapshot, koid, out)
+    process = _process(snapshot, koid, err)
     if process is None:
         return 1
     unseen = _unseen(process, handles=False, aspace=True)
     if unseen is not None:
-        out.write(f"{unseen}\n")
+        err.write(f"{unseen}\n")
         return 1
     write_process_vmos(process, snapshot.vmos, out, unit)
     return 0
@@ -133,13 +150,13 @@ def _asd(target: str, source: Source, out: TextIO, err: TextIO) -> int:
         # without root), after the dump, on stderr like every tool's notes.
         notes = snapshot.kernel_aspace_notes
         if snapshot.kernel_aspace is None:
-            out.write("kernel address space not available from this source\n")
+            err.write("kernel address space not available from this source\n")
             print_notes("k", notes, err)
             return 1
         write_aspace(snapshot, snapshot.kernel_aspace, out)
         print_notes("k", notes, err)
         return 0
-    process = _process(snapshot, atoul(target), out)
+    process = _process(snapshot, atoul(target), err)
     if process is None:
         return 1
     lacking = capture_lacks(snapshot, process, mappings=True)
@@ -148,11 +165,11 @@ def _asd(target: str, source: Source, out: TextIO, err: TextIO) -> int:
         return 1
     unseen = _unseen(process, handles=False, aspace=True)
     if unseen is not None:
-        out.write(f"{unseen}\n")
+        err.write(f"{unseen}\n")
         return 1
     if process.aspace is None:
         # An exited process has no address space left (the kernel would have crashed).
-        out.write(f"process [{process.koid}] has no address space\n")
+        err.write(f"process [{process.koid}] has no address space\n")
         return 1
     write_aspace(snapshot, process.aspace, out, process=process)
     return 0
@@ -165,37 +182,43 @@ def _htinfo(source: Source, out: TextIO) -> int:
     return 0
 
 
-# Subcommands and how many arguments after the subcommand each needs.
+# Subcommands and how many arguments after the subcommand each needs, at least and at
+# most.
 _NEEDS = {
-    "ps": 0,
-    "jobs": 0,
-    "ht": 1,
-    "vmos": 1,
-    "asd": 1,
-    "htinfo": 0,
+    "ps": (0, 1),  # `ps help`
+    "jobs": (0, 0),
+    "ht": (1, 1),
+    "vmos": (1, 2),  # `vmos <pid>|all|hidden [-u?]`
+    "asd": (1, 1),
+    "htinfo": (0, 0),
     # The watchdogs' limits are optional; kill needs its pid.
-    "mwd": 0,
-    "hwd": 0,
-    "kill": 1,
+    "mwd": (0, 1),
+    "hwd": (0, 1),
+    "kill": (1, 1),
 }
 
 
 def mx(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
     """``mx <subcommand> ...`` (``args`` excludes ``mx``)."""
     if not args:
-        return _usage(out, NOT_ENOUGH)
+        return _usage(err, NOT_ENOUGH)
     cmd, rest = args[0], args[1:]
     if cmd not in _NEEDS:
-        return _usage(out, f"unrecognized subcommand '{safe_text(cmd)}'\n")
-    if len(rest) < _NEEDS[cmd]:
-        return _usage(out, NOT_ENOUGH)
+        return _usage(err, f"unrecognized subcommand '{safe_text(cmd)}'\n")
+    least, most = _NEEDS[cmd]
+    if len(rest) < least:
+        return _usage(err, NOT_ENOUGH)
+    if len(rest) > most or (cmd == "ps" and rest and rest[0] != "help"):
+        # htinfo's extra argument prints the bare usage, as it always did.
+        prefix = "" if cmd == "htinfo" else f"unexpected argument '{safe_text(rest[-1])}'\n"
+        return _usage(err, prefix)
     if cmd in _LIVE_ONLY:
         err.write(f"k mx {cmd}: {_LIVE_ONLY[cmd]}\n")
         return 1
     if cmd == "ps":
         # A Linux system's handles are file descriptors: ``mx ps`` counts them by kind
         # rather than by Magenta's handle types (whatever source read the snapshot).
-        if len(rest) == 1 and rest[0] == "help":
+        if rest:  # `ps help`
             linux = source.snapshot(Level.KMEM).platform is Platform.LINUX
             (write_linux_ps_key if linux else write_ps_key)(out)
         else:
@@ -207,9 +230,11 @@ def mx(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
         write_jobs(source.snapshot(Level.TASKS), out)
         return 0
     if cmd == "ht":
+        if not is_number(rest[0]):
+            return _not_a_koid(rest[0], err)
         koid = atoul(rest[0])
         snapshot = source.snapshot(Level.FULL, processes=[koid])
-        process = _process(snapshot, koid, out)
+        process = _process(snapshot, koid, err)
         if process is None:
             return 1
         lacking = capture_lacks(snapshot, process, mappings=False)
@@ -218,17 +243,16 @@ def mx(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
             return 1
         unseen = _unseen(process, handles=True, aspace=False)
         if unseen is not None:
-            out.write(f"{unseen}\n")
+            err.write(f"{unseen}\n")
             return 1
         write_handles(process, out)
         return 0
     if cmd == "vmos":
-        return _vmos(rest, source, out)
+        return _vmos(rest, source, out, err)
     if cmd == "asd":
+        if rest[0] != "kernel" and not is_number(rest[0]):
+            return _not_a_koid(rest[0], err)
         return _asd(rest[0], source, out, err)
-    # htinfo takes no arguments.
-    if rest:
-        return _usage(out)
     return _htinfo(source, out)
 
 
@@ -243,10 +267,10 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
         return parsed
     args = parsed.operands
     if not args:
-        return _usage(out, NOT_ENOUGH)
+        return _usage(err, NOT_ENOUGH)
     if args[0] != "mx":
         # The console knows many commands; `mx` is the only one mxmem has.
-        return _usage(out, "command not found\n")
+        return _usage(err, "command not found\n")
     return mx(args[1:], source, out, err)
 
 

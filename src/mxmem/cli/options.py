@@ -29,6 +29,7 @@ no in-order help), while ``GetoptError`` names the offending option.
 from __future__ import annotations
 
 import getopt
+import shlex
 from collections.abc import Sequence
 from typing import NamedTuple, TextIO
 
@@ -67,10 +68,27 @@ def source_option(arg: str) -> bool:
     return arg in _SOURCE_FLAGS or arg.startswith(("--sim=", "--capture="))
 
 
-def source_hint(tool: str, arg: str) -> str:
-    """The line for a source option given after the tool."""
+def source_hint(tool: str, arg: str, following: str | None = None) -> str:
+    """The line for a source option given after the tool, with the command that puts it
+    before the tool, value included: ``--capture F`` (``following`` is the argument after
+    ``arg``) becomes ``--capture=F``; so does ``--sim W`` when W is a built-in world
+    (``--sim`` takes its world only attached)."""
+    moved = arg
+    if arg == "--capture" and following is not None:
+        moved = f"--capture={following}"
+    elif arg == "--sim" and following is not None and _is_world(following):
+        moved = f"--sim={following}"
     shown = safe_text(arg)
-    return f"{tool}: {shown}: source options go before the tool: mxmem {shown} {tool}\n"
+    return (
+        f"{tool}: {shown}: source options go before the tool:"
+        f" mxmem {safe_text(shlex.quote(moved))} {tool}\n"
+    )
+
+
+def _is_world(name: str) -> bool:
+    from mxmem.sources.sim.worlds import worlds  # only on this error's path
+
+    return any(w.name == name for w in worlds())
 
 
 class Opt(NamedTuple):
@@ -230,7 +248,8 @@ def _scan(grammar: Grammar, opts: tuple[Opt, ...], args: Sequence[str]) -> tuple
         if arg == "--" and not grammar.exact_tokens:
             break
         if source_option(arg):
-            problem, end = _Problem(i, source_hint(grammar.tool, arg), hint=True), i
+            following = args[i + 1] if i + 1 < len(args) else None
+            problem, end = _Problem(i, source_hint(grammar.tool, arg, following), hint=True), i
             break
     if grammar.exact_tokens:
         spelled = {f"-{o.short}": o for o in opts if o.short}

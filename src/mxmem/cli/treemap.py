@@ -25,9 +25,9 @@ from importlib import resources
 from typing import NamedTuple, TextIO
 
 from mxmem.accounting.figures import figures, level_for, no_page_facts, rule_for
-from mxmem.cli.common import Tool, print_notes
+from mxmem.cli.common import Tool, capture_file, print_notes
 from mxmem.cli.options import ATTRIBUTION_OPT, Grammar, Opt, Wording, parse, usage_error
-from mxmem.cli.outfile import check_output, write_file
+from mxmem.cli.outfile import check_output, refuse_input, write_file
 from mxmem.errors import MxmemError
 from mxmem.model import Level, Snapshot
 from mxmem.render.exact import figures_notes
@@ -144,6 +144,13 @@ def _choose_source(opts: TreemapOptions, source: Source, err: TextIO) -> Source:
     return source
 
 
+def _capture_read(opts: TreemapOptions, source: Source) -> str | None:
+    """The capture file treemap reads: INPUT, or the file of ``--capture=F``."""
+    if opts.input is not None:
+        return opts.input
+    return capture_file(source)
+
+
 def _snapshot(source: Source, exact: bool) -> Snapshot:
     snapshot = source.snapshot(level_for("exact" if exact else "2017", Level.FULL))
     if exact and snapshot.pages is None:
@@ -159,6 +166,7 @@ def run(args: Sequence[str], source: Source, out: TextIO, err: TextIO) -> int:
     if to_file:
         assert opts.output is not None
         check_output("treemap", opts.output)  # before the snapshot, which can be slow
+        refuse_input("treemap", opts.output, _capture_read(opts, source))
     exact = opts.attribution == "exact"
     snapshot = _snapshot(_choose_source(opts, source, err), exact)
     # Imported here: --help and usage errors need none of the page's code.

@@ -1,6 +1,6 @@
 """``mxmem digest`` output: a table for people, CSV and JSON with exact bytes.
 
-The table ends with a ``Total`` line (the rows add up to it; ``Total (approximate)``
+The table and the CSV end with a ``Total`` line (the rows add up to it; ``Total (approximate)``
 for an approximate exact digest), then, as Fuchsia's digest prints with
 ``--undigested``, the undigested memory of each process (``name[koid]``), largest
 first. JSON carries ``total_bytes`` and ``undigested``; an exact digest's also
@@ -33,9 +33,13 @@ def digest_size(size_bytes: int) -> str:
     return f"{value:.4g}{_UNITS[unit]}"
 
 
+def _total_label(digest: Digest) -> str:
+    return "Total (approximate)" if digest.exact is False else "Total"
+
+
 def write_digest_human(digest: Digest, out: TextIO) -> None:
     names = [safe_text(b.name) for b in digest.buckets]
-    label = "Total (approximate)" if digest.exact is False else "Total"
+    label = _total_label(digest)
     width = max([len("BUCKET"), len(label), *(len(n) for n in names)])
     lines = [f"{'BUCKET':<{width}} {'SIZE':>10}"]
     lines += [
@@ -66,6 +70,9 @@ def write_digest_csv(digest: Digest, out: TextIO) -> None:
     out.write("bucket,size_bytes,vmos\n")
     for b in digest.buckets:
         out.write(f"{_csv_field(safe_text(b.name))},{b.size_bytes},{b.vmo_count}\n")
+    # The Total the rows add up to, as the table ends with it.
+    vmos = sum(b.vmo_count for b in digest.buckets)
+    out.write(f"{_csv_field(_total_label(digest))},{digest.total_bytes},{vmos}\n")
 
 
 def write_digest_json(digest: Digest, out: TextIO) -> None:
