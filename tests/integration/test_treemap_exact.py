@@ -479,7 +479,7 @@ def test_no_page_facts_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -
     code, out, err = treemap(capsys, source, EXACT)
     assert (code, out) == (1, "")
     assert err == (
-        "mxmem: treemap: --attribution=exact: the source fixed has no page-level facts to"
+        "treemap: --attribution=exact: the source fixed has no page-level facts to"
         " attribute\n"
     )
 

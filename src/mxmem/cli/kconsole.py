@@ -4,9 +4,10 @@ snapshot instead of a live kernel.
 The kernel console had one output stream; mxmem's ``k`` has two, as every tool: the
 tables go to stdout, and the usage, ``process not found!`` and every other error to
 stderr (the spec pins their words, not their stream), and the exit status tells output
-(0) from a missing or unreadable object (1) or a usage error (2, as in every tool). A process whose handles or address space the source could not read (another
-user's on a Linux host, a kernel thread) is said to be so, in one line, never shown as
-an empty table. Numbers are read as the console read them (``cmd_args.u`` is LK's
+(0) from a missing or unreadable object (1) or a usage error (2, as in every tool). A
+process whose handles or address space the source could not read (another user's on a
+Linux host, a kernel thread) is said to be so, in one line, never shown as an empty
+table. Numbers are read as the console read them (``cmd_args.u`` is LK's
 ``atoul``: decimal, or hex after ``0x``), but where the console read anything else as 0
 (``k mx ht abc`` looked for process 0), a koid that is not a number is a usage error, and
 so is an argument a command does not take (``k mx ps junk``).

@@ -72,9 +72,9 @@ def test_a_source_option_after_the_tool_gets_a_hint(
     assert main([NO_WORLD, tool, *misplaced]) == EXIT_USAGE
     out, err = capsys.readouterr()
     assert out == ""
+    moved = "=".join(misplaced)  # `--capture x` is moved as `--capture=x`
     assert err == (
-        f"{tool}: {misplaced[0]}: source options go before the tool:"
-        f" mxmem {misplaced[0]} {tool}\n"
+        f"{tool}: {misplaced[0]}: source options go before the tool: mxmem {moved} {tool}\n"
     )
 
 

@@ -485,7 +485,7 @@ def test_source_without_cpu_counters(capsys: pytest.CaptureFixture[str]) -> None
     code, out, err = run_kstats(
         capsys, "-c", "-n", "1", source=NoCpus(Kernel(64 * M, wired_bytes=M), "flat")
     )
-    assert (code, out, err) == (1, "", "mxmem: kstats: flat has no per-CPU counters\n")
+    assert (code, out, err) == (1, "", "kstats: flat has no per-CPU counters\n")
 
 
 def test_ctrl_c_ends_kstats_cleanly(mxmem: Mxmem) -> None:
@@ -540,7 +540,7 @@ def test_a_capture_cannot_show_cpu_deltas(doc_capture: Path, args: list[str]) ->
     proc = _kstats_process(f"--capture={doc_capture}", "kstats", *args)
     assert (proc.returncode, proc.stdout) == (1, "")
     assert proc.stderr == (
-        f"mxmem: kstats: -c needs two samples to show what changed, and"
+        f"kstats: -c needs two samples to show what changed, and"
         f" capture:{doc_capture} holds one moment; -m shows its memory\n"
     )
 

@@ -739,7 +739,7 @@ def test_an_unwritable_output_is_one_line_naming_the_path(
     for path, why in cases.items():
         code, out, err = run([tool, "-o", path], live, capsys)
         assert (code, out) == (1, "")
-        assert err == f"mxmem: {tool}: cannot write {path}: {why}\n"
+        assert err == f"{tool}: cannot write {path}: {why}\n"
     # A directory that refuses the file (as root, a read-only file system would do).
     blocked = tmp_path / "blocked.json"
     blocked.mkdir()
