@@ -194,7 +194,8 @@ def spawn() -> Iterator[Spawn]:
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(["--host", *args])
+    # --host unless the arguments name their source (two source options are an error).
+    code = main(args if args[0].startswith("--capture=") else ["--host", *args])
     out, err = capsys.readouterr()
     return code, out, err
 
