@@ -21,6 +21,7 @@ from pathlib import Path
 
 import profiles
 import pytest
+from children import Spawn, spawner
 from hypothesis import settings
 from paths import GOLDEN_DIR
 from runner import Mxmem
@@ -64,6 +65,13 @@ def golden(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
         assert text == path.read_text()
 
     return check
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawn]:
+    """``spawn(script, *args)``: a real child process (``tests/support/children.py``),
+    with the words of the first line it prints; killed with its group at the end."""
+    yield from spawner()
 
 
 @pytest.fixture(scope="session")

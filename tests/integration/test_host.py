@@ -9,25 +9,23 @@ that need root say so when they skip.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
 import random
-import select
 import shutil
-import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 from typing import TypeVar
 
 import jsonschema
 import pytest
+from children import Spawn
 from clonevm import clone_vm_pair
 from paths import FIXTURES, SRC
 from users import as_nobody
@@ -155,43 +153,6 @@ def stable(kernel: Callable[[], T], ours: Callable[[], U]) -> tuple[T, U]:
 
 
 # --- children ---------------------------------------------------------------------------
-
-Spawn = Callable[..., tuple[subprocess.Popen[str], list[str]]]
-
-
-def _readline(proc: subprocess.Popen[str], timeout: float = 20.0) -> str:
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    assert ready, "child did not report ready"
-    line = proc.stdout.readline()
-    assert line, f"child exited with {proc.wait()}"
-    return line
-
-
-@pytest.fixture
-def spawn() -> Iterator[Spawn]:
-    """``spawn(script, *args)`` runs ``python -c script`` in a new session and returns it
-    with the words of the first line it prints (its "ready" report)."""
-    started: list[subprocess.Popen[str]] = []
-
-    def start(script: str, *args: str) -> tuple[subprocess.Popen[str], list[str]]:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", script, *args],
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        started.append(proc)
-        return proc, _readline(proc).split()
-
-    yield start
-    for proc in started:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # the child and anything it forked
-        proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
-
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     # --host unless the arguments name their source (two source options are an error).

@@ -18,18 +18,17 @@ import io
 import itertools
 import json
 import os
-import select
 import shutil
 import signal
-import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 from textwrap import dedent
 
 import jsonschema
 import pytest
+from children import Spawn
 from paths import FIXTURES
 from users import as_nobody
 
@@ -589,39 +588,6 @@ def test_fixture_tree_asd_kernel_and_hidden(
 
 
 # --- the live host ---------------------------------------------------------------------------
-
-Spawn = Callable[..., tuple[subprocess.Popen[str], list[str]]]
-
-
-@pytest.fixture
-def spawn() -> Iterator[Spawn]:
-    """``spawn(script, *args)``: ``python -c script`` in a new session, with the words of
-    the first line it prints; killed (with its group) at the end."""
-    started: list[subprocess.Popen[str]] = []
-
-    def start(script: str, *args: str) -> tuple[subprocess.Popen[str], list[str]]:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", script, *args],
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        started.append(proc)
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 20.0)
-        assert ready, "child did not report ready"
-        line = proc.stdout.readline()
-        assert line, f"child exited with {proc.wait()}"
-        return proc, line.split()
-
-    yield start
-    for proc in started:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
-
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = main(["--host", *args])
