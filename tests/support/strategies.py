@@ -575,3 +575,16 @@ def live_aspaces(world: World) -> list[SimAspace]:
     """The kernel aspace and the aspace of every process not yet killed."""
     user = [p.aspace for p in world.processes if p.aspace is not None]
     return [world.kernel.kernel_aspace, *user]
+
+
+def json_paths(value: object, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path into a JSON document (keys and indexes from the root), the root's
+    ``()`` first: where a fuzz test may damage it."""
+    out = [path]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += json_paths(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += json_paths(v, (*path, i))
+    return out

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from paths import FIXTURES
 from profiles import examples
+from strategies import json_paths
 
 from mxmem.cli import main
 from mxmem.cli.capture import TOOL as CAPTURE
@@ -609,19 +610,9 @@ _WEIRD = st.sampled_from(
 )
 
 
-def _paths(value: object, path: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-    out = [path]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += _paths(v, (*path, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += _paths(v, (*path, i))
-    return out
-
 
 def _mutate_json(document: object, data: st.DataObject) -> object:
-    paths = _paths(document)
+    paths = json_paths(document)
     for _ in range(data.draw(st.integers(1, 3))):
         path = data.draw(st.sampled_from(paths))
         if not path:
@@ -640,7 +631,7 @@ def _mutate_json(document: object, data: st.DataObject) -> object:
                 parent.append(parent[key])  # type: ignore[call-overload]
         except (KeyError, IndexError, TypeError):
             pass  # a path an earlier mutation removed
-        paths = _paths(document)
+        paths = json_paths(document)
     return document
 
 

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from paths import FIXTURES
 from profiles import examples
+from strategies import json_paths
 
 from mxmem.cli import main
 from mxmem.errors import SourceError
@@ -96,16 +97,6 @@ _WEIRD = st.sampled_from(
     ]
 )
 
-
-def _paths(value: object, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [path]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += _paths(v, (*path, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += _paths(v, (*path, i))
-    return out
 
 
 def _capture_of(document: Any) -> Any:
@@ -180,7 +171,7 @@ def _mutate(document: Any, data: st.DataObject) -> None:
             else:
                 del header[i]
         return
-    paths = [p for p in _paths(document) if p]
+    paths = [p for p in json_paths(document) if p]
     if not paths:
         return  # earlier damage left nothing to aim at (e.g. the capture became a scalar)
     path = data.draw(st.sampled_from(paths))
