@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from mxmem.accounting.figures import Figures, vmo_bytes
 from mxmem.model import Process, Snapshot
+from mxmem.render.exact import signed_size
 from mxmem.render.memgraph import memgraph_timestamp
 from mxmem.render.treemap.tree import (
     FREE_NAME,
@@ -167,17 +168,13 @@ def exact_tree(snapshot: Snapshot, figures: Figures) -> MemoryTree:
     )
 
 
-def _signed_size(n: int) -> str:
-    return f"-{format_size(-n)}" if n < 0 else format_size(n)
-
-
 def attribution_summary(meta: ExactMeta) -> str:
     """One short line: the attribution, exact or approximate, and its residual (never
     hidden). The page shows it first; :func:`attribution_details` on demand."""
     head = "Exact attribution" if meta.exact else "Approximate attribution"
     head += f" of {format_size(meta.total_bytes)}"
     r = meta.residual_bytes
-    residual = f"residual {_signed_size(r)}"
+    residual = f"residual {signed_size(r)}"
     if r > 0:
         residual += f' (the "{RESIDUAL_NAME}" box)'
     elif r < 0:
